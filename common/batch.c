@@ -277,6 +277,15 @@ int sl_batch_parse_header(struct sl_batch_header *h, const void *p, size_t n, un
                            "%" PRId32 " with %" PRId32
                            " records; a producer sends recordCount - 1 and at least one record",
                            lod, count);
+    /* Kafka's LogValidator refuses both from clients: control records are the broker's own,
+     * and an idempotent batch without a sequence cannot be deduplicated. */
+    if ((flags & SL_BATCH_STRICT) && (h->attributes & SL_BATCH_ATTR_CONTROL))
+        return header_fail(err, SL_ECORRUPT, "attributes", SL_BATCH_OFF_ATTRIBUTES,
+                           "clients may not write control batches");
+    if ((flags & SL_BATCH_STRICT) && h->producer_id >= 0 && h->base_sequence < 0)
+        return header_fail(err, SL_ECORRUPT, "baseSequence", SL_BATCH_OFF_BASE_SEQUENCE,
+                           "%" PRId32 " with producerId %" PRId64, h->base_sequence,
+                           h->producer_id);
     int64_t last;
     if (__builtin_add_overflow(h->base_offset, (int64_t)lod, &last))
         return header_fail(err, SL_ECORRUPT, "lastOffsetDelta", SL_BATCH_OFF_LAST_OFFSET_DELTA,

@@ -51,7 +51,8 @@
  *   A length of -1 is a null key/value. offset = baseOffset + offsetDelta;
  *   timestamp = firstTimestamp + timestampDelta (maxTimestamp under log append time).
  *
- * What the decoder accepts (Kafka's own rules, plus bounds): batchLength >= 49 and within the
+ * What the decoder accepts (Kafka's own rules, plus bounds and one rule of ours: the timestamp
+ * order below, which no producer breaks): batchLength >= 49 and within the
  * bytes given; magic 2; the CRC; codec none or gzip (snappy/lz4/zstd: SL_EUNSUP, 5-7 corrupt);
  * recordCount >= 0; lastOffsetDelta >= recordCount - 1 (-1 for an empty batch), with
  * baseOffset + lastOffsetDelta not overflowing; timestamps >= -1 and, for a non-empty batch
@@ -60,7 +61,8 @@
  * fields use, offsetDeltas strictly increasing from >= 0 and <= lastOffsetDelta (gaps are what
  * compaction leaves), exactly recordCount records and no byte after the last. SL_BATCH_STRICT
  * asks for a batch as a producer sends it: at least one record, lastOffsetDelta ==
- * recordCount - 1 and offsetDelta == the record's index.
+ * recordCount - 1, offsetDelta == the record's index, not a control batch, and a baseSequence
+ * >= 0 whenever producerId >= 0.
  */
 
 #include "common/buf.h"

@@ -80,7 +80,9 @@ struct sl_bytes sl_buf_view(const struct sl_buf *b, size_t off, size_t len)
 {
     if (off > b->len || len > b->len - off)
         return SL_BYTES_NULL;
-    return (struct sl_bytes){b->data + off, len};
+    /* A buffer never written has no storage; its empty view is still non-null (not a Kafka
+     * null), and no arithmetic is done on a null pointer. */
+    return (struct sl_bytes){b->data ? b->data + off : (const uint8_t *)"", len};
 }
 
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
@@ -211,7 +213,8 @@ size_t sl_buf_hole(struct sl_buf *b, size_t n)
     size_t off = b->len;
     if (sl_buf_reserve(b, n))
         return off;
-    memset(b->data + off, 0, n);
+    if (n)
+        memset(b->data + off, 0, n);
     b->len += n;
     return off;
 }

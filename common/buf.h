@@ -14,7 +14,7 @@ struct sl_bytes {
     size_t len;
 };
 
-#define SL_BYTES_NULL ((struct sl_bytes){NULL, 0})
+#define SL_BYTES_NULL   ((struct sl_bytes){NULL, 0})
 #define SL_BYTES_STR(s) ((struct sl_bytes){(const uint8_t *)(s), strlen(s)})
 
 /* True when both are null, or both non-null with equal contents. */
@@ -34,6 +34,7 @@ struct sl_buf {
     int err; /* 0, or the first failure (-ENOMEM, SL_ETOOBIG) */
 };
 
+/* Makes b empty with no storage and no error; nothing to release until it is written to. */
 void sl_buf_init(struct sl_buf *b);
 /* Frees the storage; the buffer is then empty and may be reused. NULL-safe. */
 void sl_buf_fini(struct sl_buf *b);
@@ -72,6 +73,8 @@ int sl_buf_put_varbytes(struct sl_buf *b, struct sl_bytes s);
 /* Reserves n zero bytes to be filled later; returns their offset (meaningless if err is set,
  * and the patchers below then do nothing). */
 size_t sl_buf_hole(struct sl_buf *b, size_t n);
+/* Overwrite bytes at off, big-endian. They do nothing when the buffer has a sticky error or the
+ * field would not lie entirely within [0, len): a patch never grows the buffer. */
 void sl_buf_patch_i16(struct sl_buf *b, size_t off, int16_t v);
 void sl_buf_patch_i32(struct sl_buf *b, size_t off, int32_t v);
 void sl_buf_patch_u32(struct sl_buf *b, size_t off, uint32_t v);

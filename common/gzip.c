@@ -98,7 +98,7 @@ int sl_gzip_decompress(struct sl_buf *out, const void *p, size_t n, size_t max_o
                        struct sl_err *err)
 {
     if (out->err)
-        return out->err;
+        return sl_err_set(err, out->err, "gzip: output buffer: %s", sl_strerror(out->err));
     if (n == 0)
         return sl_err_set(err, SL_ECORRUPT, "gzip: empty input, no member");
     size_t start = out->len;
@@ -107,7 +107,8 @@ int sl_gzip_decompress(struct sl_buf *out, const void *p, size_t n, size_t max_o
     gzip_stream_init(&zs);
     int zrc = inflateInit2(&zs, GZIP_WINDOW_BITS);
     if (zrc != Z_OK)
-        return zrc == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
+        return sl_err_set(err, zrc == Z_MEM_ERROR ? -ENOMEM : -EINVAL, "gzip: inflateInit: %s",
+                          zrc == Z_MEM_ERROR ? "out of memory" : "zlib refused to start");
 
     int rc = 0;
     size_t total = 0; /* bytes appended so far, over all members */
@@ -120,8 +121,10 @@ int sl_gzip_decompress(struct sl_buf *out, const void *p, size_t n, size_t max_o
         size_t allow = max_out - total < SIZE_MAX ? max_out - total + 1 : SIZE_MAX;
         if (out->cap == out->len) {
             rc = sl_buf_reserve(out, SL_MIN(SL_MAX(total, GZIP_MIN_STEP), allow));
-            if (rc)
+            if (rc) {
+                sl_err_set(err, rc, "gzip: output buffer: %s", sl_strerror(rc));
                 goto done;
+            }
         }
         size_t room = SL_MIN(SL_MIN(out->cap - out->len, allow), (size_t)UINT_MAX);
         zs.next_out = out->data + out->len;
@@ -144,7 +147,7 @@ int sl_gzip_decompress(struct sl_buf *out, const void *p, size_t n, size_t max_o
             /* Another member follows (RFC 1952 2.2); anything else there fails its header. */
             zrc = inflateReset(&zs);
             if (zrc != Z_OK) {
-                rc = -EINVAL;
+                rc = sl_err_set(err, -EINVAL, "gzip: member %u: inflateReset failed", members + 1);
                 goto done;
             }
             members++;

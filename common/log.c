@@ -54,7 +54,7 @@ struct log_site {
     unsigned suppressed;  /* lines dropped in this window */
 };
 
-int sl_log_threshold = SL_LOG_INFO;
+_Atomic int sl_log_threshold = SL_LOG_INFO;
 
 static int log_fd = STDERR_FILENO;
 static bool log_journal;

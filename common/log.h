@@ -16,8 +16,9 @@ enum sl_log_level {
     SL_LOG_DEBUG = 7,
 };
 
-/* The most verbose level written; read by the macros before their arguments are evaluated. */
-extern int sl_log_threshold;
+/* The most verbose level written; read by the macros before their arguments are evaluated.
+ * Atomic because a reload on the loop thread may change it while other threads log. */
+extern _Atomic int sl_log_threshold;
 
 /* The macros are the API: the level test comes first, so arguments of a suppressed message
  * are never evaluated. `who` is the instance prefix without brackets ("in.tail#nginx"), or

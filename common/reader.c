@@ -32,7 +32,8 @@ static const uint8_t *take(struct sl_reader *r, size_t n, const char *what)
         sl_reader_fail(r, SL_ETRUNC, what);
         return NULL;
     }
-    const uint8_t *p = r->p + r->pos;
+    /* A reader over (NULL, 0) still yields non-null empty views. */
+    const uint8_t *p = r->p ? r->p + r->pos : (const uint8_t *)"";
     r->pos += n;
     return p;
 }

@@ -18,6 +18,7 @@ struct sl_reader {
     const char *err_what; /* static text naming what failed */
 };
 
+/* Starts reading len bytes at p (borrowed; may be NULL when len is 0), with no error. */
 void sl_reader_init(struct sl_reader *r, const void *p, size_t len);
 
 /* Marks the reader failed (first failure wins) and returns code. */
@@ -51,10 +52,10 @@ struct sl_bytes sl_reader_varbytes(struct sl_reader *r);
 struct sl_bytes sl_reader_raw(struct sl_reader *r, size_t n);
 void sl_reader_skip(struct sl_reader *r, size_t n);
 
-/* ARRAY count (int32). -1 (null) is returned as -1 when allowed by the caller through
- * max >= 0 ... it is the caller's to treat as empty or refuse. A count over max, or one that
- * could not fit in the bytes left at elem_min bytes per element, is SL_ETOOBIG before the caller
- * allocates anything. Other negatives are SL_EPARSE. */
+/* ARRAY count (int32). -1 (null) is returned as -1 whatever max is; the caller treats it as
+ * empty or refuses it. A count over max, or one that could not fit in the bytes left at
+ * elem_min bytes per element, is SL_ETOOBIG, reported before the caller allocates anything.
+ * Other negatives are SL_EPARSE. */
 int32_t sl_reader_array(struct sl_reader *r, int32_t max, size_t elem_min);
 
 /* Fills err with "<ctx>: <what> at offset N (M bytes left): <reason>" and returns r->err. */

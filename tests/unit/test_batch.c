@@ -768,6 +768,40 @@ static void test_strict_offsets(void **state)
     sl_buf_fini(&b);
 }
 
+static void test_strict_refuses_what_brokers_refuse_from_clients(void **state)
+{
+    struct rec recs[] = {REC(1, SL_BYTES_STR("k"), SL_BYTES_STR("v"))};
+    struct sl_buf out;
+    sl_buf_init(&out);
+    struct sl_batch_header h;
+    struct sl_err err = {{0}};
+
+    /* A control batch is the broker's own; a stored one is fine, a produced one is not. */
+    struct sl_batch_opts o = SL_BATCH_OPTS_DEFAULT;
+    o.attributes = SL_BATCH_ATTR_CONTROL;
+    build(&o, recs, 1, &out);
+    assert_int_equal(sl_batch_validate(&h, out.data, out.len, NULL, 0, 0, &err), 0);
+    assert_int_equal(sl_batch_validate(&h, out.data, out.len, NULL, 0, SL_BATCH_STRICT, &err),
+                     SL_ECORRUPT);
+    assert_non_null(strstr(err.msg, "control"));
+
+    /* An idempotent producer's batch must carry a sequence. */
+    sl_buf_reset(&out);
+    o = SL_BATCH_OPTS_DEFAULT;
+    o.producer_id = 7;
+    o.producer_epoch = 0;
+    o.base_sequence = -1;
+    build(&o, recs, 1, &out);
+    assert_int_equal(sl_batch_validate(&h, out.data, out.len, NULL, 0, SL_BATCH_STRICT, &err),
+                     SL_ECORRUPT);
+    assert_non_null(strstr(err.msg, "baseSequence"));
+    sl_buf_reset(&out);
+    o.base_sequence = 0;
+    build(&o, recs, 1, &out);
+    assert_int_equal(sl_batch_validate(&h, out.data, out.len, NULL, 0, SL_BATCH_STRICT, &err), 0);
+    sl_buf_fini(&out);
+}
+
 static void test_gzip_records_limits_and_damage(void **state)
 {
     struct rec recs[] = {
@@ -925,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_header_field_errors),
         cmocka_unit_test(test_record_errors),
         cmocka_unit_test(test_strict_offsets),
+        cmocka_unit_test(test_strict_refuses_what_brokers_refuse_from_clients),
         cmocka_unit_test(test_gzip_records_limits_and_damage),
         cmocka_unit_test(test_rewrite_keeps_the_crc),
         cmocka_unit_test(test_allocation_failure_sweep),

@@ -84,8 +84,8 @@ static void test_strings_and_bytes(void **state)
     sl_buf_put_varbytes(&b, SL_BYTES_STR("d"));
     sl_buf_put_varbytes(&b, SL_BYTES_NULL);
     sl_buf_put_string(&b, SL_BYTES_STR(""));
-    const uint8_t want[] = {0, 2, 'a', 'b', 0xff, 0xff, 0, 0, 0, 1, 'c', 0xff, 0xff,
-                            0xff, 0xff, 0x02, 'd', 0x01, 0, 0};
+    const uint8_t want[] = {0,   2,    'a',  'b',  0xff, 0xff, 0,   0,    0, 1,
+                            'c', 0xff, 0xff, 0xff, 0xff, 0x02, 'd', 0x01, 0, 0};
     expect_bytes(&b, want, sizeof(want));
     sl_buf_fini(&b);
 }
@@ -147,6 +147,25 @@ static void test_view_bounds(void **state)
     assert_int_equal(b.len, 2);
     sl_buf_fini(&b);
     sl_buf_fini(NULL);
+}
+
+static void test_fresh_buffer_views_are_empty_not_null(void **state)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    struct sl_bytes v = sl_buf_view(&b, 0, 0);
+    assert_non_null(v.p);
+    assert_int_equal(v.len, 0);
+    assert_int_equal(sl_buf_hole(&b, 0), 0);
+    assert_int_equal(b.err, 0);
+    /* Written as BYTES it is an empty value (length 0), not a null (length -1). */
+    struct sl_buf out;
+    sl_buf_init(&out);
+    sl_buf_put_bytes(&out, v);
+    const uint8_t want[] = {0, 0, 0, 0};
+    expect_bytes(&out, want, sizeof(want));
+    sl_buf_fini(&out);
+    sl_buf_fini(&b);
 }
 
 static void test_printf_and_equality(void **state)
@@ -255,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_string_over_int16_is_sticky_error),
         cmocka_unit_test(test_holes_are_backpatched),
         cmocka_unit_test(test_view_bounds),
+        cmocka_unit_test(test_fresh_buffer_views_are_empty_not_null),
         cmocka_unit_test(test_printf_and_equality),
         cmocka_unit_test(test_reserve_overflow),
         cmocka_unit_test(test_allocation_failure_sweep),

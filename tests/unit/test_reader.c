@@ -49,8 +49,10 @@ static void test_truncation_at_every_width(void **state)
 
 static void test_varint_round_trip_and_limits(void **state)
 {
-    const int64_t values[] = {0, 1, -1, 63, -64, 64, -65, 8191, 8192, INT32_MAX, INT32_MIN,
-                              (int64_t)INT32_MAX + 1, INT64_MAX, INT64_MIN};
+    const int64_t values[] = {0,         1,         -1,        63,
+                              -64,       64,        -65,       8191,
+                              8192,      INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1,
+                              INT64_MAX, INT64_MIN};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         struct sl_buf b;
         sl_buf_init(&b);
@@ -222,6 +224,18 @@ static void test_raw_and_skip(void **state)
     assert_int_equal(sl_reader_fail(&r, SL_EPARSE, "later"), SL_ETRUNC);
 }
 
+static void test_empty_reader_yields_empty_views(void **state)
+{
+    struct sl_reader r;
+    sl_reader_init(&r, NULL, 0);
+    struct sl_bytes v = sl_reader_raw(&r, 0);
+    assert_non_null(v.p);
+    assert_int_equal(v.len, 0);
+    assert_int_equal(r.err, 0);
+    (void)sl_reader_i8(&r);
+    assert_int_equal(r.err, SL_ETRUNC);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_array_counts_bounded_before_allocation),
         cmocka_unit_test(test_describe_names_field_and_offset),
         cmocka_unit_test(test_raw_and_skip),
+        cmocka_unit_test(test_empty_reader_yields_empty_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
