@@ -1,0 +1,23 @@
+/* Kafka protocol error codes the collector returns, numbered as in Kafka's Errors.java. */
+#ifndef SL_COLLECTOR_KAFKA_ERR_H
+#define SL_COLLECTOR_KAFKA_ERR_H
+
+/* A separate domain from -SL_E* / -errno: these travel as int16_t in responses. */
+enum {
+    KAFKA_E_UNKNOWN_SERVER_ERROR = -1,
+    KAFKA_E_NONE = 0,
+    KAFKA_E_OFFSET_OUT_OF_RANGE = 1,
+    KAFKA_E_CORRUPT_MESSAGE = 2,
+    KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION = 3,
+    KAFKA_E_MESSAGE_TOO_LARGE = 10,
+    KAFKA_E_INVALID_TOPIC = 17,
+    KAFKA_E_RECORD_LIST_TOO_LARGE = 18,
+    KAFKA_E_TOPIC_ALREADY_EXISTS = 36,
+    KAFKA_E_INVALID_PARTITIONS = 37,
+    KAFKA_E_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
+    KAFKA_E_KAFKA_STORAGE_ERROR = 56,
+    KAFKA_E_UNSUPPORTED_COMPRESSION_TYPE = 76,
+    KAFKA_E_INVALID_RECORD = 87,
+};
+
+#endif
