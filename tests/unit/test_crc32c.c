@@ -181,6 +181,116 @@ static void test_chaining(void **state)
     }
 }
 
+/*
+ * The hardware path hashes long inputs as blocks of three lanes (see crc32c.c); these mirror its
+ * lane lengths so the sweeps below straddle every block boundary. If the lanes change, change
+ * these too.
+ */
+#define LANE_SHORT 256
+#define LANE_LONG  8192
+
+/* Every implementation against the table path on p[0..len), from a zero and a nonzero start. */
+static void check_against_sw(const uint8_t *p, size_t len, size_t align)
+{
+    struct impl im[3];
+    size_t n = impls(im);
+    static const uint32_t starts[] = {0, 0xA5C3E1F7u};
+
+    for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+        uint32_t want = sl_crc32c_sw(starts[s], p, len);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t got = im[i].fn(starts[s], p, len);
+            if (got != want)
+                fail_msg("%s len %zu align %zu start 0x%08x: got 0x%08x, want 0x%08x",
+                         im[i].name, len, align, starts[s], got, want);
+        }
+    }
+}
+
+/* Copies src[0..len) into an allocation of exactly align + len bytes and checks it there, so
+ * a lane that reads past the end trips AddressSanitizer. */
+static void check_exact(const uint8_t *src, size_t len, size_t align)
+{
+    uint8_t *block = malloc(align + len ? align + len : 1);
+    assert_non_null(block);
+    memcpy(block + align, src, len);
+    check_against_sw(block + align, len, align);
+    free(block);
+}
+
+/* Every length from 0 through three short blocks and change, at every 8-byte alignment: the
+ * single-chain cut-off, one, two and three short blocks, and every tail after them. */
+static void test_short_block_boundaries(void **state)
+{
+    enum { MAX = 3 * (3 * LANE_SHORT) + 100 };
+    uint8_t *src = malloc(MAX);
+    assert_non_null(src);
+    fill_random(src, MAX, 0xC0FFEEu);
+    for (size_t len = 0; len <= MAX; len++) {
+        for (size_t align = 0; align < 8; align++)
+            check_exact(src, len, align);
+    }
+    free(src);
+}
+
+/* Lengths within a word of zero to three long blocks followed by zero, one or many short ones,
+ * at every 8-byte alignment (an unaligned start shifts every boundary by the bytes eaten to
+ * align). */
+static void test_long_block_boundaries(void **state)
+{
+    static const size_t shorts[] = {0, 1, 2, 31, 32};
+    size_t max = 3 * (3 * LANE_LONG) + 32 * (3 * LANE_SHORT) + 16;
+    uint8_t *src = malloc(max);
+    assert_non_null(src);
+    fill_random(src, max, 0xBADC0DEu);
+
+    for (size_t longs = 0; longs <= 3; longs++) {
+        for (size_t s = 0; s < sizeof(shorts) / sizeof(shorts[0]); s++) {
+            size_t base = longs * (3 * LANE_LONG) + shorts[s] * (3 * LANE_SHORT);
+            for (size_t len = base > 9 ? base - 9 : 0; len <= base + 9; len++) {
+                for (size_t align = 0; align < 8; align++)
+                    check_exact(src, len, align);
+            }
+        }
+    }
+    free(src);
+}
+
+/* Random lengths up to a few long blocks at random offsets and random starting values, each
+ * also continued across a random split, since a split inside a lane must still chain. */
+static void test_random_long(void **state)
+{
+    enum { BUF = 1 << 20, ROUNDS = 300, MAX_LEN = 12 * 3 * LANE_LONG };
+    uint8_t *buf = malloc(BUF);
+    assert_non_null(buf);
+    fill_random(buf, BUF, 4242);
+    struct impl im[3];
+    size_t n = impls(im);
+    uint32_t x = 0x2545F491u;
+
+    for (int r = 0; r < ROUNDS; r++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        size_t len = x % (MAX_LEN + 1);
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        size_t off = x % (BUF - len + 1);
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        size_t split = len ? x % (len + 1) : 0;
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        uint32_t start = x;
+
+        const uint8_t *p = buf + off;
+        uint32_t want = sl_crc32c_sw(start, p, len);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t got = im[i].fn(start, p, len);
+            uint32_t chained = im[i].fn(im[i].fn(start, p, split), p + split, len - split);
+            if (got != want || chained != want)
+                fail_msg("%s len %zu off %zu split %zu start 0x%08x: got 0x%08x chained 0x%08x, "
+                         "want 0x%08x", im[i].name, len, off, split, start, got, chained, want);
+        }
+    }
+    free(buf);
+}
+
 /* The dispatcher picks the hardware path whenever the CPU has it. */
 static void test_dispatch(void **state)
 {
@@ -204,6 +314,9 @@ int main(void)
         cmocka_unit_test(test_lengths_and_alignments),
         cmocka_unit_test(test_large_and_seeded),
         cmocka_unit_test(test_chaining),
+        cmocka_unit_test(test_short_block_boundaries),
+        cmocka_unit_test(test_long_block_boundaries),
+        cmocka_unit_test(test_random_long),
         cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
