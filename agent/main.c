@@ -1,0 +1,115 @@
+/* sluice-agent: loads the configuration, prepares the state folder and runs the shipper's
+ * event loop until SIGTERM/SIGINT. */
+#include "agent/agent_conf.h"
+#include "common/daemon.h"
+#include "common/daemon_util.h"
+#include "common/log.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define AGENT_NAME "agent"
+
+static const struct sl_prog agent_prog = {
+    .name = "sluice-agent",
+    .summary = "The Sluice agent: ships this host's log files and journal to collectors.",
+    .conf_path = "/etc/sluice/agent.yaml",
+    .embedded = agent_conf_embedded,
+    .embedded_name = "<embedded agent.yaml>",
+    .root = &agent_conf_section,
+};
+
+struct agent_main {
+    struct agent_conf *conf;         /* borrowed */
+    const struct sl_prog_args *args; /* borrowed */
+    char hostname[256];
+    struct sl_daemon daemon;
+};
+
+static void agent_status(void *arg, struct sl_buf *line)
+{
+    struct agent_main *m = arg;
+    sl_buf_printf(line, "running as host %s; state in %s", m->hostname, m->conf->state_dir);
+}
+
+/* SIGHUP: reads the configuration again and applies what can change while running (the log
+ * level); a rejected file leaves everything as it was. */
+static int agent_reload(void *arg)
+{
+    struct agent_main *m = arg;
+    struct agent_conf fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    if (sl_prog_load_conf(&agent_prog, m->args, &fresh) != 0)
+        return -1;
+    sl_log_threshold = fresh.log_level;
+    if (m->args->log_level)
+        sl_log_set_level_name(m->args->log_level);
+    m->conf->log_level = fresh.log_level;
+    sl_conf_free(&agent_conf_section, &fresh);
+    SL_NOTICE(AGENT_NAME, "configuration reloaded; log level %s",
+              sl_log_level_name(sl_log_threshold));
+    return 0;
+}
+
+static const struct sl_daemon_ops agent_ops = {
+    .reload = agent_reload,
+    .status = agent_status,
+};
+
+int main(int argc, char **argv)
+{
+    sl_log_init();
+    struct sl_prog_args args;
+    int rc = sl_prog_parse_args(&agent_prog, argc, argv, &args);
+    if (rc >= 0)
+        return rc;
+    struct agent_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    if (sl_prog_load_conf(&agent_prog, &args, &conf) != 0)
+        return 1;
+    if (args.check_config) {
+        printf("%s: configuration OK\n", agent_prog.name);
+        sl_conf_free(&agent_conf_section, &conf);
+        return 0;
+    }
+    sl_log_threshold = conf.log_level;
+    if (args.log_level)
+        sl_log_set_level_name(args.log_level);
+
+    rc = 1;
+    struct sl_err err = {{0}};
+    struct agent_main m = {.conf = &conf, .args = &args};
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    if (!loop) {
+        SL_ERR(AGENT_NAME, "cannot create the event loop");
+        goto out;
+    }
+    if (conf.hostname)
+        snprintf(m.hostname, sizeof(m.hostname), "%s", conf.hostname);
+    else if (gethostname(m.hostname, sizeof(m.hostname) - 1) != 0)
+        snprintf(m.hostname, sizeof(m.hostname), "localhost");
+    if (sl_mkdir_p(conf.state_dir, &err) != 0) {
+        SL_ERR(AGENT_NAME, "state_dir %s", err.msg);
+        goto out;
+    }
+    char listen[300];
+    sl_hostport_format(&conf.metrics.listen, listen, sizeof(listen));
+    if (sl_daemon_init(&m.daemon, loop, AGENT_NAME, conf.metrics.enabled ? listen : NULL,
+                       &agent_ops, &m, &err) != 0) {
+        SL_ERR(AGENT_NAME, "%s", err.msg);
+        goto out;
+    }
+    sl_daemon_start(&m.daemon);
+    SL_NOTICE(AGENT_NAME, "%s %s started as host %s", agent_prog.name, SL_VERSION, m.hostname);
+    ev_run(loop, 0);
+    SL_NOTICE(AGENT_NAME, "stopped");
+    rc = 0;
+out:
+    sl_daemon_fini(&m.daemon);
+    sl_conf_free(&agent_conf_section, &conf);
+    if (loop)
+        ev_loop_destroy(loop);
+    return rc;
+}
