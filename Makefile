@@ -1,0 +1,32 @@
+# Thin wrapper behind the README's two commands; the build itself is CMake.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: run test build deps test-deps asan clean
+
+# Installs what is missing, builds, and runs a collector plus an agent in the foreground.
+run: deps build
+	packaging/run-local.sh $(BUILD)
+
+# Installs what is missing, builds with gcc and with clang+ASan/UBSan, runs every test in both.
+test: test-deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=clang -DSL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc
+	cmake --build $(BUILD) -j$(JOBS)
+
+deps:
+	packaging/deps.sh
+
+test-deps:
+	packaging/deps.sh --test
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

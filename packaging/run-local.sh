@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The README's first command ends here: a collector keeping its data under ./run/ and an agent
+# on the shipped default configuration, both in the foreground, with one live status line.
+# Ctrl-C stops both cleanly (SIGINT to each, then waits for them).
+#   packaging/run-local.sh [BUILD_DIR]
+# Environment: SLUICE_RUN_DIR (default ./run), SLUICE_COLLECTOR_METRICS (127.0.0.1:9644),
+# SLUICE_AGENT_METRICS (127.0.0.1:2020).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build}
+run=${SLUICE_RUN_DIR:-$top/run}
+coll_metrics=${SLUICE_COLLECTOR_METRICS:-127.0.0.1:9644}
+agent_metrics=${SLUICE_AGENT_METRICS:-127.0.0.1:2020}
+mkdir -p "$run/data" "$run/state"
+
+# The children ignore nothing: a terminal's Ctrl-C reaches them and us; we forward it anyway
+# so that a SIGINT sent to this script alone also stops both.
+"$build/collector/sluice-collector" --set "data_dir=$run/data" \
+    --set "metrics.listen=$coll_metrics" &
+cpid=$!
+"$build/agent/sluice-agent" -c "$top/conf.d/agent.yaml" --set "state_dir=$run/state" \
+    --set "metrics.listen=$agent_metrics" &
+apid=$!
+
+# Sums the samples of one metric family from a /metrics page (nothing when absent).
+metric() {
+    awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF; n++ }
+                      END { if (n) printf "%.0f", s }'
+}
+
+# "up 12s, 2.4 MiB" for one program, or "starting" until its endpoint answers.
+describe() {
+    local page start rss
+    page=$(curl -fsS --max-time 1 "http://$1/metrics" 2>/dev/null) || { printf 'starting'; return; }
+    start=$(metric sluice_process_start_time_seconds <<<"$page")
+    rss=$(metric sluice_process_resident_memory_bytes <<<"$page")
+    printf 'up %ss, %s KiB RSS' "$(( $(date +%s) - ${start:-0} ))" "$(( ${rss:-0} / 1024 ))"
+}
+
+# The live line runs in its own process that ignores SIGINT: a terminal's Ctrl-C reaches the
+# whole process group, and only this shell should act on it.
+(
+    trap '' INT
+    while :; do
+        printf '\r[sluice] collector: %s | agent: %s   ' "$(describe "$coll_metrics")" \
+            "$(describe "$agent_metrics")" >&2
+        sleep 1
+    done
+) &
+spid=$!
+
+stop() {
+    local rc=$1
+    trap - INT TERM
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    printf '\n' >&2
+    kill -INT "$apid" "$cpid" 2>/dev/null || true
+    wait "$apid" || rc=1
+    wait "$cpid" || rc=1
+    exit "$rc"
+}
+trap 'stop 0' INT TERM
+
+# Polls with the `read` builtin's timeout on a pipe that never delivers: no child process of
+# this shell is in the way of the trap, and `wait -n` would reap a child that stop() needs.
+exec 3<> <(:)
+while kill -0 "$cpid" 2>/dev/null && kill -0 "$apid" 2>/dev/null; do
+    read -r -t 0.2 -u 3 _ || true
+done
+echo >&2
+echo "[sluice] a program exited on its own; stopping the other" >&2
+stop 1
