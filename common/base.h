@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 /* Recovers the owner of an embedded member (libev watchers live inside their owners). */
-#define sl_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define sl_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -15,7 +15,7 @@
 #define SL_ASSERT(cond)                                                                            \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);          \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

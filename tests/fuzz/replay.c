@@ -114,8 +114,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "replay: %s: %s\n", argv[i], strerror(errno));
             return 1;
         }
-        int rc = S_ISDIR(st.st_mode) ? replay_dir(argv[i], &count)
-                                     : (count++, replay_file(argv[i]));
+        int rc =
+            S_ISDIR(st.st_mode) ? replay_dir(argv[i], &count) : (count++, replay_file(argv[i]));
         if (rc)
             return 1;
     }
