@@ -6,7 +6,9 @@ JOBS       ?= $(shell nproc)
 .PHONY: run test build deps test-deps asan clean
 
 # Installs what is missing, builds, and runs a collector plus an agent in the foreground.
-run: deps build
+run: deps
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc
+	cmake --build $(BUILD) -j$(JOBS) --target sluice-collector sluice-agent sluice
 	packaging/run-local.sh $(BUILD)
 
 # Installs what is missing, builds with gcc and with clang+ASan/UBSan, runs every test in both.
