@@ -3,7 +3,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: run test build deps test-deps asan clean
+.PHONY: run test build deps test-deps deb clean
 
 # Installs what is missing, builds, and runs a collector plus an agent in the foreground.
 run: deps
@@ -19,6 +19,10 @@ test: test-deps
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# Builds the Debian packages sluice-agent, sluice-collector and sluice-tools into dist/.
+deb: deps
+	packaging/build-debs.sh
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc

@@ -4,9 +4,10 @@
 #   packaging/deps.sh --test   plus what the test suite needs (peers, sanitizers, fuzzing)
 set -euo pipefail
 
-build_pkgs=(cmake make gcc pkg-config libev-dev libfyaml-dev zlib1g-dev libsystemd-dev curl)
+build_pkgs=(cmake make gcc pkg-config libev-dev libfyaml-dev zlib1g-dev libsystemd-dev curl
+            dpkg-dev file)
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-kafka
-           python3-confluent-kafka kcat)
+           python3-confluent-kafka kcat lintian systemd init-system-helpers)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in
