@@ -248,7 +248,9 @@ static int flush_one(struct coll_flusher *f, struct coll_flush_state *fs, int64_
     pthread_mutex_lock(&fs->mu);
     if (rc && !fs->error)
         fs->error = rc;
-    if (!fs->error && target > fs->durable)
+    /* With sealed files still waiting (more than one round's worth of rolls), data up to target
+     * may sit in one of them: the round that syncs the last of them raises durable. */
+    if (!fs->error && !more && target > fs->durable)
         fs->durable = target;
     pthread_mutex_unlock(&fs->mu);
     if (rc)
@@ -444,6 +446,10 @@ void coll_flusher_detach(struct coll_flusher *f, struct coll_flush_state *fs)
         fs->pending = false;
     }
     pthread_mutex_lock(&f->mu);
+    /* First let a running flush end: the thread requeues fs when sealed files remain, so
+     * unlinking before it is done could leave fs in the queue after we return. */
+    while (f->current == fs)
+        pthread_cond_wait(&f->idle_cv, &f->mu);
     if (fs->queued) {
         struct coll_flush_state **pp = &f->q_head, *prev = NULL;
         while (*pp && *pp != fs) {
@@ -456,9 +462,8 @@ void coll_flusher_detach(struct coll_flusher *f, struct coll_flush_state *fs)
                 f->q_tail = prev;
         }
         fs->queued = false;
+        fs->next_q = NULL;
     }
-    while (f->current == fs)
-        pthread_cond_wait(&f->idle_cv, &f->mu);
     if (fs->done_queued) {
         struct coll_flush_state **pp = &f->done_head;
         while (*pp && *pp != fs)

@@ -226,12 +226,7 @@ int coll_plog_close(struct coll_plog *pl)
             if (r && !rc)
                 rc = r;
         }
-        if (seg->index_write_failed) {
-            /* Rebuilt from the log at the next open. */
-            char path[PATH_MAX];
-            snprintf(path, sizeof(path), "%s.index", seg->path);
-            unlink(path);
-        }
+        /* An index whose write failed was unlinked then (segment.c): rebuilt at the next open. */
     }
     int r = coll_flush_now(pl->env->flusher, &pl->fs, rc ? -1 : pl->next_offset);
     if (r && !rc)
@@ -284,6 +279,14 @@ int coll_plog_roll(struct coll_plog *pl, struct sl_err *err)
         coll_segment_remove_files(seg);
         coll_segment_unref(seg);
         return rc;
+    }
+    /* A failed append whose cut-back failed too may have left bytes past old->size; appends
+     * never go there again, but recovery and readers of the sealed file must not see them. */
+    struct stat lst;
+    if (fstat(old->log_fd, &lst) < 0 || (uint64_t)lst.st_size != old->size) {
+        if (ftruncate(old->log_fd, (off_t)old->size) < 0)
+            SL_WARN(pl->name, "%s.log: cannot cut it to %" PRIu64 " bytes before sealing: %m",
+                    old->path, old->size);
     }
     coll_segment_flush_indexes(old, true);
     pl->segs[pl->nsegs++] = seg;
@@ -352,7 +355,8 @@ int coll_plog_append(struct coll_plog *pl, void *batch, size_t len, coll_durable
     struct coll_segment *seg = active(pl);
     bool due = seg->size + len > (uint64_t)pl->conf.segment_bytes ||
                now - seg->created_ms >= pl->conf.segment_age_ms ||
-               pl->next_offset + h.last_offset_delta - seg->base > (int64_t)UINT32_MAX;
+               /* Kafka's limit: relative offsets fit a signed 32-bit int */
+               pl->next_offset + h.last_offset_delta - seg->base > (int64_t)INT32_MAX;
     if (due && seg->next_offset > seg->base) {
         if ((rc = coll_plog_roll(pl, err)))
             return refuse(res, KAFKA_E_KAFKA_STORAGE_ERROR, rc);
@@ -456,14 +460,12 @@ int coll_plog_find_time(struct coll_plog *pl, int64_t ts, int64_t *offset, struc
         struct coll_segment *seg = pl->segs[i];
         if (seg->max_ts < ts)
             continue;
-        int rc = coll_segment_find_time(seg, ts, offset, err);
+        /* Kafka's Log.fetchOffsetsByTimestamp: records below the log start do not count. */
+        int rc = coll_segment_find_time(seg, ts, pl->log_start, offset, err);
         if (rc)
             return rc;
-        if (*offset >= 0) {
-            if (*offset < pl->log_start)
-                *offset = pl->log_start;
+        if (*offset >= 0)
             return 0;
-        }
     }
     return 0;
 }

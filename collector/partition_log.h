@@ -182,7 +182,8 @@ void coll_plog_flush(struct coll_plog *pl);
 
 /*
  * Applies retention at time now_ms: whole segments, oldest first, by age (newest record older
- * than retention_ms) and by size (while the partition without that segment is still at least
+ * than retention_ms; for a segment without timestamps, its .log's modification time, as in
+ * Kafka) and by size (while the partition without that segment is still at least
  * retention_bytes). An expired active segment is rolled first. The new log start offset is
  * persisted before any file is removed. Returns the number of segments deleted, or -errno.
  * (retention.c)

@@ -217,9 +217,12 @@ int coll_plog_load(struct coll_plog *pl, bool clean, struct sl_err *err)
         bool check = !clean && (last || bases[i + 1] > rp);
         if (!check) {
             struct sl_err lerr = {{0}};
+            uint64_t file_size = seg->size;
             r = coll_segment_load_indexes(seg, last ? -1 : bases[i + 1], &lerr);
-            if (r == 0)
+            if (r == 0) {
+                pl->cut_bytes += file_size - seg->size; /* the last one's tail may be cut */
                 continue;
+            }
             if (r != SL_ECORRUPT) {
                 rc = sl_err_set(err, r, "%s", lerr.msg);
                 goto out;
@@ -229,6 +232,14 @@ int coll_plog_load(struct coll_plog *pl, bool clean, struct sl_err *err)
         struct coll_seg_scan sc;
         if ((rc = coll_segment_recover(seg, true, &sc))) {
             sl_err_set(err, rc, "%s: recovering %s.log: %s", pl->name, seg->path,
+                       sl_strerror(rc));
+            goto out;
+        }
+        /* Rebuilt indexes (and a cut .log) must reach the disk before anything relies on them:
+         * on a clean start nothing else would sync them, and a crash could leave short index
+         * files below the next recovery point, which a later start would trust. */
+        if ((rc = coll_segment_sync(seg))) {
+            sl_err_set(err, rc, "%s: sync of %s after rebuilding: %s", pl->name, seg->path,
                        sl_strerror(rc));
             goto out;
         }
@@ -269,15 +280,9 @@ int coll_plog_load(struct coll_plog *pl, bool clean, struct sl_err *err)
     }
     pl->next_offset = pl->segs[pl->nsegs - 1]->next_offset;
     if (recovered) {
-        /* Make what recovery kept durable, so that it is never checked again. */
-        for (size_t i = 0; i < pl->nsegs; i++) {
-            if (i + 1 < pl->nsegs && pl->segs[i + 1]->base <= rp)
-                continue; /* wholly before the recovery point: already on disk */
-            if ((r = coll_segment_sync(pl->segs[i]))) {
-                rc = sl_err_set(err, r, "%s: sync after recovery: %s", pl->name, sl_strerror(r));
-                goto out;
-            }
-        }
+        /* Every checked segment was synced above; a new empty one (everything lost) holds
+         * nothing. The recovery point write also fsyncs the directory, which makes the cuts and
+         * deleted later segments durable. */
         snprintf(path, sizeof(path), "%s/" COLL_FILE_RECOVERY_POINT, pl->dir);
         if ((r = coll_write_offset_file(path, pl->next_offset)))
             SL_WARN(pl->name, "cannot persist the recovery point: %s", sl_strerror(r));

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Removes segs[0] after persisting the new log start (so a crash in between leaves a start
  * offset that the next open uses to finish the deletion). */
@@ -35,10 +36,24 @@ static int drop_oldest(struct coll_plog *pl, const char *why, struct sl_err *err
     return 0;
 }
 
+/* The segment's age reference: its newest record timestamp, or, when none of its batches has
+ * one (maxTimestamp -1), the .log's modification time, as Kafka does; -1 when neither is known. */
+static int64_t newest_ms(const struct coll_segment *seg)
+{
+    if (seg->max_ts >= 0)
+        return seg->max_ts;
+    struct stat st;
+    if (fstat(seg->log_fd, &st) < 0)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
 static bool expired(const struct coll_plog *pl, const struct coll_segment *seg, int64_t now_ms)
 {
-    return pl->conf.retention_ms > 0 && seg->next_offset > seg->base && seg->max_ts >= 0 &&
-           seg->max_ts < now_ms - pl->conf.retention_ms;
+    if (pl->conf.retention_ms <= 0 || seg->next_offset == seg->base)
+        return false;
+    int64_t newest = newest_ms(seg);
+    return newest >= 0 && newest < now_ms - pl->conf.retention_ms;
 }
 
 int coll_plog_retain(struct coll_plog *pl, int64_t now_ms, struct sl_err *err)

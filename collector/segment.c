@@ -16,9 +16,12 @@
  *   | uint32      | uint32      |     | int64                     | uint32      |
  *   +-------------+-------------+     +---------------------------+-------------+
  *
- *   relOffset  the last offset of a batch minus the segment's base offset
- *   position   the byte position of that batch in the .log
- *   timestamp  the largest maxTimestamp of all batches up to and including that batch
+ *   .index      relOffset  the last offset of a batch minus the segment's base offset
+ *               position   the byte position of that batch in the .log
+ *   .timeindex  timestamp  the largest maxTimestamp of all batches up to and including the
+ *                          batch being indexed (Kafka's maxTimestampSoFar)
+ *               relOffset  the last offset of the batch that holds that timestamp, minus the
+ *                          base (Kafka's offsetOfMaxTimestampSoFar)
  *
  * Both indexes are sparse: an entry is added for the batch being appended once
  * index_interval bytes were appended since the previous entry (never for the batch at position
@@ -28,8 +31,9 @@
  *
  * Lookup of offset o: binary search of the .index for the largest relOffset <= o - base gives a
  * position at or before the batch holding o, then batch headers are read forward, at most about
- * index_interval bytes. Lookup of timestamp t: the largest time entry with timestamp < t says
- * that nothing up to its offset qualifies; the scan starts after it.
+ * index_interval bytes. Lookup of timestamp t (Kafka's): the largest time entry with timestamp
+ * <= t names the batch where the largest timestamp first reached its value; every batch before
+ * that one only holds older records, so the scan starts at it.
  *
  * The indexes are kept whole in memory (8 and 12 bytes per ~4 KiB of log) and written to their
  * files in chunks; after an unclean stop they are rebuilt from the .log, so they never need an
@@ -90,6 +94,7 @@ static int seg_new(const char *dir, int64_t base, uint32_t index_interval, int64
     seg->base = base;
     seg->next_offset = base;
     seg->max_ts = -1;
+    seg->max_ts_offset = -1;
     seg->created_ms = now_ms;
     seg->index_interval = index_interval;
     seg->refs = 1;
@@ -212,19 +217,59 @@ static int64_t last_tidx_ts(const struct coll_segment *seg)
     return seg->tidx_n ? seg->tidx[seg->tidx_n - 1].ts : -1;
 }
 
+/* The time entry for the current maximum (Kafka's maxTimestampSoFar, offsetOfMaxTimestampSoFar). */
+static struct coll_tidx_entry max_entry(const struct coll_segment *seg)
+{
+    return (struct coll_tidx_entry){seg->max_ts, (uint32_t)(seg->max_ts_offset - seg->base)};
+}
+
+/* An index write failed: the files on disk now lack entries that memory has. Unlink both at
+ * once, so that no later open (a clean one, or an unclean one below the recovery point) loads
+ * a short index and trusts it; the next open finds them missing and rebuilds from the .log.
+ * The descriptors stay open, so writes to them later are harmless. */
+static void drop_index_files(struct coll_segment *seg, int why)
+{
+    if (seg->index_write_failed)
+        return;
+    seg->index_write_failed = true;
+    SL_WARN("storage", "%s: writing index entries: %s; the index files are removed and will be "
+            "rebuilt", seg->path, sl_strerror(why));
+    static const char *const exts[] = {".index", ".timeindex"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(exts); i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s", seg->path, exts[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+            SL_ERR("storage", "%s: cannot remove it after a failed write: %m", path);
+    }
+    /* The removal must outlive a machine crash as well: the directory is seg->path's. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", seg->path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+            SL_WARN("storage", "%s: fsync of the directory: %m", dir);
+        if (dfd >= 0)
+            close(dfd);
+    }
+}
+
 /* Records that a batch now sits at pos: index entries (room reserved by the caller), the
  * segment's end and its largest timestamp. */
 static void note_batch(struct coll_segment *seg, uint64_t pos, uint32_t size, int64_t last,
                        int64_t max_ts)
 {
-    if (max_ts > seg->max_ts)
+    if (max_ts > seg->max_ts) {
         seg->max_ts = max_ts;
+        seg->max_ts_offset = last;
+    }
     if (seg->bytes_since_index >= seg->index_interval) {
         uint32_t rel = (uint32_t)(last - seg->base);
         SL_ASSERT(seg->idx_n < seg->idx_cap && seg->tidx_n < seg->tidx_cap);
         seg->idx[seg->idx_n++] = (struct coll_idx_entry){rel, (uint32_t)pos};
         if (seg->max_ts > last_tidx_ts(seg))
-            seg->tidx[seg->tidx_n++] = (struct coll_tidx_entry){seg->max_ts, rel};
+            seg->tidx[seg->tidx_n++] = max_entry(seg);
         seg->bytes_since_index = 0;
     }
     seg->bytes_since_index += size;
@@ -306,17 +351,15 @@ void coll_segment_flush_indexes(struct coll_segment *seg, bool final)
 {
     if (final && seg->max_ts > last_tidx_ts(seg) && seg->next_offset > seg->base) {
         if (grow((void **)&seg->tidx, &seg->tidx_cap, seg->tidx_n + 1, sizeof(*seg->tidx)) == 0)
-            seg->tidx[seg->tidx_n++] = (struct coll_tidx_entry){
-                seg->max_ts, (uint32_t)(seg->next_offset - 1 - seg->base)};
+            seg->tidx[seg->tidx_n++] = max_entry(seg);
         else
-            seg->index_write_failed = true;
+            drop_index_files(seg, -ENOMEM);
     }
+    if (seg->index_write_failed)
+        return;
     int rc = write_idx_tail(seg);
-    if (rc && !seg->index_write_failed) {
-        SL_WARN("storage", "%s: writing index entries: %s; they will be rebuilt", seg->path,
-                sl_strerror(rc));
-        seg->index_write_failed = true;
-    }
+    if (rc)
+        drop_index_files(seg, rc);
 }
 
 int coll_segment_sync(struct coll_segment *seg)
@@ -393,17 +436,17 @@ uint32_t coll_segment_index_lookup(const struct coll_segment *seg, int64_t targe
 
 int64_t coll_segment_tindex_lookup(const struct coll_segment *seg, int64_t ts)
 {
-    if (seg->tidx_n == 0 || seg->tidx[0].ts >= ts)
+    if (seg->tidx_n == 0 || seg->tidx[0].ts > ts)
         return seg->base;
-    size_t lo = 0, hi = seg->tidx_n; /* tidx[lo].ts < ts */
+    size_t lo = 0, hi = seg->tidx_n; /* tidx[lo].ts <= ts */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (seg->tidx[mid].ts < ts)
+        if (seg->tidx[mid].ts <= ts)
             lo = mid;
         else
             hi = mid;
     }
-    return seg->base + (int64_t)seg->tidx[lo].rel + 1;
+    return seg->base + (int64_t)seg->tidx[lo].rel;
 }
 
 int coll_segment_find_offset(struct coll_segment *seg, int64_t offset, struct coll_seg_batch *b,
@@ -459,11 +502,13 @@ int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_bat
     return 0;
 }
 
-/* The offset of the first record of the batch b with a timestamp >= ts (b's base offset when
- * it cannot be decoded: the batch qualifies as a whole). */
-static int64_t first_record_at(struct coll_segment *seg, const struct coll_seg_batch *b, int64_t ts)
+/* The offset of the first record of the batch b at or after start with a timestamp >= ts, or -1
+ * when none is (from start, or b's base offset, when it cannot be decoded: the batch qualifies
+ * as a whole). */
+static int64_t first_record_at(struct coll_segment *seg, const struct coll_seg_batch *b, int64_t ts,
+                               int64_t start)
 {
-    int64_t found = b->base_offset;
+    int64_t found = SL_MAX(b->base_offset, start);
     struct sl_buf scratch;
     sl_buf_init(&scratch);
     uint8_t *data = sl_malloc(b->size);
@@ -476,25 +521,29 @@ static int64_t first_record_at(struct coll_segment *seg, const struct coll_seg_b
         sl_batch_iter_init(&it, &h, data, &scratch, (size_t)64 << 20, 0, NULL))
         goto out;
     struct sl_batch_record rec;
-    while (sl_batch_iter_next(&it, &rec, NULL) == 1) {
-        if (rec.timestamp >= ts) {
+    int rc;
+    found = -1;
+    while ((rc = sl_batch_iter_next(&it, &rec, NULL)) == 1) {
+        if (rec.timestamp >= ts && rec.offset >= start) {
             found = rec.offset;
             break;
         }
     }
+    if (rc < 0)
+        found = SL_MAX(b->base_offset, start);
 out:
     sl_free(data);
     sl_buf_fini(&scratch);
     return found;
 }
 
-int coll_segment_find_time(struct coll_segment *seg, int64_t ts, int64_t *offset,
-                           struct sl_err *err)
+int coll_segment_find_time(struct coll_segment *seg, int64_t ts, int64_t start_offset,
+                           int64_t *offset, struct sl_err *err)
 {
     *offset = -1;
-    if (seg->max_ts < ts || seg->next_offset == seg->base)
+    if (seg->max_ts < ts || seg->next_offset == seg->base || start_offset >= seg->next_offset)
         return 0;
-    int64_t from = coll_segment_tindex_lookup(seg, ts);
+    int64_t from = SL_MAX(coll_segment_tindex_lookup(seg, ts), start_offset);
     uint64_t pos = coll_segment_index_lookup(seg, from);
     for (;;) {
         struct coll_seg_batch b;
@@ -504,9 +553,10 @@ int coll_segment_find_time(struct coll_segment *seg, int64_t ts, int64_t *offset
                               pos, sl_strerror(rc));
         if (rc == 0)
             return 0;
-        if (b.last_offset >= from && b.max_timestamp >= ts) {
-            *offset = first_record_at(seg, &b, ts);
-            return 0;
+        if (b.last_offset >= start_offset && b.max_timestamp >= ts) {
+            *offset = first_record_at(seg, &b, ts, start_offset);
+            if (*offset >= 0)
+                return 0;
         }
         pos += b.size;
     }
@@ -599,7 +649,7 @@ static int scan_from(struct coll_segment *seg, uint64_t pos, int64_t expect,
                                  " where %" PRId64 " was expected", h.base_offset, expect);
             break;
         }
-        if (sl_batch_last_offset(&h) - seg->base > (int64_t)UINT32_MAX ||
+        if (sl_batch_last_offset(&h) - seg->base > (int64_t)INT32_MAX ||
             pos > (uint64_t)UINT32_MAX) {
             sc->bad = sl_err_set(&sc->why, SL_ECORRUPT, "batch lies outside what a segment "
                                  "can index");
@@ -629,6 +679,7 @@ int coll_segment_recover(struct coll_segment *seg, bool truncate, struct coll_se
     seg->tidx_n = seg->tidx_written = 0;
     seg->bytes_since_index = 0;
     seg->max_ts = -1;
+    seg->max_ts_offset = -1;
     seg->next_offset = seg->base;
     int rc = scan_from(seg, 0, seg->base, scan);
     if (rc)
@@ -721,6 +772,7 @@ int coll_segment_load_indexes(struct coll_segment *seg, int64_t next_offset_hint
     }
     seg->tidx_written = seg->tidx_n;
     seg->max_ts = last_tidx_ts(seg);
+    seg->max_ts_offset = seg->tidx_n ? seg->base + (int64_t)seg->tidx[seg->tidx_n - 1].rel : -1;
     if (next_offset_hint >= 0) {
         seg->next_offset = next_offset_hint;
         goto out;
@@ -733,8 +785,9 @@ int coll_segment_load_indexes(struct coll_segment *seg, int64_t next_offset_hint
         uint64_t saved = seg->size;
         int r = read_batch_at(seg, from, &b);
         seg->size = saved;
-        if (r <= 0) {
-            rc = sl_err_set(err, SL_ECORRUPT, "%s.index: last entry points at no batch", seg->path);
+        if (r <= 0 || b.last_offset != seg->base + (int64_t)seg->idx[seg->idx_n - 1].rel) {
+            rc = sl_err_set(err, SL_ECORRUPT, "%s.index: last entry points at no batch or at "
+                            "another one", seg->path);
             goto out;
         }
         expect = b.base_offset;
@@ -744,12 +797,19 @@ int coll_segment_load_indexes(struct coll_segment *seg, int64_t next_offset_hint
     struct coll_seg_scan sc = {0};
     if ((rc = scan_from(seg, from, expect, &sc)))
         goto out;
-    while (seg->tidx_n && seg->base + (int64_t)seg->tidx[seg->tidx_n - 1].rel >= seg->next_offset)
-        seg->tidx_n--;
-    if (seg->tidx_written > seg->tidx_n) {
-        seg->tidx_written = 0; /* rewrite the whole file */
-        if (ftruncate(seg->tidx_fd, 0) < 0)
-            seg->index_write_failed = true;
+    /* An entry at or past the end of what is valid (the batch at the last index entry is itself
+     * damaged, or the time index names an offset that is not there) would survive into the
+     * files and mislead lookups and later loads; and max_ts came from such entries. Rebuild
+     * the whole segment from its .log instead: the caller does that on SL_ECORRUPT, cutting
+     * the same bytes. */
+    bool stale = seg->idx_n && seg->idx[seg->idx_n - 1].pos >= sc.valid_bytes;
+    stale = stale || (seg->tidx_n &&
+                      seg->base + (int64_t)seg->tidx[seg->tidx_n - 1].rel >= seg->next_offset);
+    if (stale) {
+        rc = sl_err_set(err, SL_ECORRUPT, "%s: index entries point past the valid end of the log "
+                        "(%" PRIu64 " bytes, offset %" PRId64 ")", seg->path, sc.valid_bytes,
+                        sc.next_offset);
+        goto out;
     }
     if (sc.bad) {
         SL_WARN("storage", "%s.log: cutting %" PRIu64 " bytes at position %" PRIu64

@@ -17,7 +17,8 @@ struct coll_idx_entry {
 
 struct coll_tidx_entry {
     int64_t ts;   /* largest maxTimestamp of the segment's batches up to this point */
-    uint32_t rel; /* last offset of the batch that was appended when the entry was made */
+    uint32_t rel; /* last offset of the batch holding that timestamp - segment base (Kafka's
+                     offsetOfMaxTimestampSoFar) */
 };
 
 /* A batch header as read back from a trusted .log (no CRC check): the fields lookups need. */
@@ -48,6 +49,7 @@ struct coll_segment {
     int64_t next_offset; /* offset after its last batch (base when empty) */
     uint64_t size;       /* bytes of whole batches in the .log: nothing after this is read */
     int64_t max_ts;      /* largest maxTimestamp of its batches; -1 when none has one */
+    int64_t max_ts_offset; /* last offset of the (first) batch with max_ts; -1 with it */
     int64_t created_ms;  /* clock time of its first append (or of opening it) */
     uint32_t index_interval;
     int log_fd; /* owned */
@@ -59,7 +61,8 @@ struct coll_segment {
     struct coll_tidx_entry *tidx; /* owned */
     size_t tidx_n, tidx_cap, tidx_written;
     uint64_t bytes_since_index;
-    bool index_write_failed; /* an index write failed: the files are dropped at close */
+    bool index_write_failed; /* an index write failed: both files were unlinked at once, so
+                                the next open rebuilds them from the .log */
     bool index_missing;      /* an index file did not exist when the segment was opened */
     bool removed;            /* the files were unlinked; close the fds at the last unref */
     int refs;
@@ -123,9 +126,10 @@ int coll_segment_append(struct coll_segment *seg, const void *batch, const struc
 
 /*
  * Writes index entries still held only in memory to the .index/.timeindex files; when final is
- * set, first adds a last time-index entry carrying the segment's max timestamp (as Kafka does
- * when a segment is rolled or closed). Failures are logged and remembered; the indexes are
- * rebuilt from the log when next opened. Never fails.
+ * set, first adds a last time-index entry carrying the segment's max timestamp and the offset of
+ * its batch (as Kafka does when a segment is rolled or closed). A failure is logged, both index
+ * files are unlinked at once (so that no open, clean or not, ever trusts a short index) and
+ * they are rebuilt from the log when next opened. Never fails.
  */
 void coll_segment_flush_indexes(struct coll_segment *seg, bool final);
 
@@ -146,17 +150,19 @@ int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_bat
                              size_t max_bytes, size_t *len, struct sl_err *err);
 
 /*
- * The first record with a timestamp >= ts in this segment: *offset is its offset, or -1 when no
- * batch of the segment has maxTimestamp >= ts. Uses the time index, then the offset index, then
- * a scan; the record inside the batch is found by decoding it (gzip included). Returns 0 or
- * -errno / -ENOMEM.
+ * Kafka's LogSegment.findOffsetByTimestamp: the first record, in offset order and at or after
+ * start_offset, with a timestamp >= ts: *offset is its offset, or -1 when there is none. The
+ * time index gives the offset of the batch where the largest timestamp first reached a value
+ * <= ts (every record before that batch is older than ts), the offset index a position at or
+ * before it, and batches are scanned from there; the record inside a batch is found by decoding
+ * it (gzip included; an undecodable batch counts as a whole). Returns 0 or -errno.
  */
-int coll_segment_find_time(struct coll_segment *seg, int64_t ts, int64_t *offset,
-                           struct sl_err *err);
+int coll_segment_find_time(struct coll_segment *seg, int64_t ts, int64_t start_offset,
+                           int64_t *offset, struct sl_err *err);
 
 /* Index math, exposed for tests: the position of the largest offset-index entry whose
- * offset is <= target (0 when none), and the offset after the largest time-index entry whose
- * timestamp is < ts (the segment base when none). */
+ * offset is <= target (0 when none), and the offset of the largest time-index entry whose
+ * timestamp is <= ts (the segment base when none), as Kafka's TimeIndex.lookup. */
 uint32_t coll_segment_index_lookup(const struct coll_segment *seg, int64_t target);
 int64_t coll_segment_tindex_lookup(const struct coll_segment *seg, int64_t ts);
 

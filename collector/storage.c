@@ -38,6 +38,8 @@ struct coll_storage {
     char *data_dir; /* owned */
     int lock_fd;
     bool was_clean;
+    bool opened; /* every partition was opened (recovered): only then may close be clean */
+    unsigned deletions; /* makes the names of partitions being deleted unique */
     struct coll_log_env env;
     struct coll_storage_opts opts; /* data_dir points at ours */
     struct part_slot *parts;       /* owned */
@@ -239,6 +241,7 @@ int coll_storage_open(const struct coll_storage_opts *opts, struct coll_storage 
         goto fail;
     if ((rc = open_partitions(st, err)))
         goto fail;
+    st->opened = true;
     if (opts->retention_check_ms > 0) {
         double p = (double)opts->retention_check_ms / 1000.0;
         ev_timer_init(&st->retention_timer, storage_on_retention, p, p);
@@ -261,7 +264,9 @@ void coll_storage_close(struct coll_storage *st)
         ev_ref(st->env.loop);
         ev_timer_stop(st->env.loop, &st->retention_timer);
     }
-    bool clean = st->env.flusher != NULL;
+    /* A failed open never recovered its partitions: no marker, or the next start would trust
+     * logs nobody checked. */
+    bool clean = st->opened && st->env.flusher != NULL;
     for (size_t i = 0; i < st->nparts; i++) {
         if (!st->parts[i].pl || coll_plog_close(st->parts[i].pl))
             clean = false;
@@ -346,9 +351,16 @@ int coll_storage_delete(struct coll_storage *st, const char *topic, int32_t part
     struct part_slot *s = find_slot(st, topic, partition);
     if (!s)
         return sl_err_set(err, -ENOENT, "%s-%" PRId32 " does not exist", topic, partition);
-    char path[PATH_MAX], gone[PATH_MAX + 16];
+    char path[PATH_MAX], gone[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s-%" PRId32, st->data_dir, topic, partition);
-    snprintf(gone, sizeof(gone), "%s.deleted", path);
+    /* "<topic>-<partition>.<pid>.<n>.deleted", the topic cut short when the whole would pass
+     * NAME_MAX (a 249-byte topic leaves no room for the suffix); pid and counter keep it
+     * unique, and open_partitions only looks at the suffix. */
+    char suffix[64];
+    int sl = snprintf(suffix, sizeof(suffix), "-%" PRId32 ".%ld.%u.deleted", partition,
+                      (long)getpid(), st->deletions++);
+    size_t tlen = SL_MIN(strlen(topic), (size_t)NAME_MAX - (size_t)sl);
+    snprintf(gone, sizeof(gone), "%s/%.*s%s", st->data_dir, (int)tlen, topic, suffix);
     if (rename(path, gone) < 0)
         return sl_err_set(err, -errno, "rename %s: %m", path);
     fsync_dir(st->data_dir);

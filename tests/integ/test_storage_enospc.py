@@ -2,7 +2,9 @@
 """Collector storage on a full disk: on a 3 MiB tmpfs (mounted here; needs root, and fails
 loudly without it), appends are refused with ENOSPC / KAFKA_STORAGE_ERROR while nothing partial
 becomes readable; once a filler file is deleted appends resume; the log then verifies intact
-(every record at its offset) after a reopen."""
+(every record at its offset) after a reopen. A second run dies (_exit, no close) right after the
+disk filled up; once space is back, recovery must find every acknowledged record intact and
+nothing of the refused appends."""
 import os
 import subprocess
 import sys
@@ -25,19 +27,31 @@ def main():
     if r.returncode != 0:
         sys.exit(f"mount tmpfs failed: {r.stderr.strip()}")
     try:
-        filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * (512 * 1024))
-        data = os.path.join(mnt, "data")
-        w = subprocess.run([TOOL, "enospc", data, filler], capture_output=True, text=True,
-                           timeout=120)
-        if w.returncode != 0:
-            sys.exit(f"enospc run failed: {w.stdout} {w.stderr}")
-        v = subprocess.run([TOOL, "verify", data, "0"], capture_output=True, text=True,
-                           timeout=120)
-        if v.returncode != 0 or not v.stdout.startswith("OK "):
-            sys.exit(f"verify failed: {v.stdout} {v.stderr}")
-        print("ok:", w.stderr.strip().splitlines()[-1], "|", v.stdout.strip())
+        results = []
+        for crash in (False, True):
+            filler = os.path.join(mnt, "filler")
+            with open(filler, "wb") as f:
+                f.write(b"\0" * (512 * 1024))
+            data = os.path.join(mnt, "data-crash" if crash else "data")
+            w = subprocess.run([TOOL, "enospc", data, filler] + (["crash"] if crash else []),
+                               capture_output=True, text=True, timeout=120)
+            acked = [int(l.split()[1]) for l in w.stdout.splitlines() if l.startswith("ACKED ")]
+            if w.returncode != 0 or not acked or acked[-1] < 0:
+                sys.exit(f"enospc run (crash={crash}) failed: {w.stdout} {w.stderr}")
+            if crash:
+                os.unlink(filler)  # space back before the restart
+            v = subprocess.run([TOOL, "verify", data, str(acked[-1])], capture_output=True,
+                               text=True, timeout=120)
+            if v.returncode != 0 or not v.stdout.startswith("OK "):
+                sys.exit(f"verify (crash={crash}) failed: {v.stdout} {v.stderr}")
+            if crash and int(v.stdout.split()[1]) != acked[-1] + 1:
+                # Each append waited for its acknowledgement: the refused ones must be gone.
+                sys.exit(f"after the crash the log ends at {v.stdout.split()[1]}, not right "
+                         f"after the last acknowledged offset {acked[-1]}")
+            results.append(f"{'crash' if crash else 'clean'}: acked {acked[-1]}, "
+                           f"{v.stdout.strip()}")
+            subprocess.run(["rm", "-rf", data])
+        print("ok:", " | ".join(results))
     finally:
         subprocess.run(["umount", mnt])
         os.rmdir(mnt)

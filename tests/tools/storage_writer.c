@@ -1,5 +1,5 @@
-/* Drives collector storage for the SIGKILL test: `write` appends batches and prints each
- * acknowledged one; `verify` reopens (recovering) and checks every record that is there. */
+/* Drives collector storage for the SIGKILL and ENOSPC tests: `write` appends batches and prints
+ * each acknowledged one; `verify` reopens (recovering) and checks every record that is there. */
 #include "collector/partition_log.h"
 #include "collector/storage.h"
 #include "common/batch.h"
@@ -7,17 +7,20 @@
 #include "common/log.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* Output of `write`, one line per acknowledged batch, flushed at once:
- *   ACK <base offset> <last offset>
+ *   ACK <base offset> <last offset> <segment base> <byte end of the batch in that .log>
  * and `DONE <next offset>` when the target count is reached. `verify <dir> <acked>` prints
- * `OK <next offset> <batches>` or `FAIL <reason>` (exit 1). */
+ * `OK <next offset> <batches> cut=<bytes recovery cut>` or `FAIL <reason>` (exit 1).
+ * `enospc <dir> <filler> [crash]` prints `ACKED <last acknowledged offset>`; with crash it
+ * _exits right after the disk filled up, without closing or freeing the filler. */
 
 static struct coll_log_conf g_conf;
 
@@ -57,6 +60,8 @@ static int make_batch(struct sl_buf *out, int64_t first, int n)
 
 struct pending {
     int64_t base, last;
+    int64_t seg;  /* base of the segment the batch went to */
+    uint64_t end; /* its byte end in that segment's .log */
     int *outstanding;
 };
 
@@ -64,7 +69,8 @@ static void on_durable(void *arg, int status)
 {
     struct pending *p = arg;
     if (status == 0) {
-        printf("ACK %" PRId64 " %" PRId64 "\n", p->base, p->last);
+        printf("ACK %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 "\n", p->base, p->last, p->seg,
+               p->end);
         fflush(stdout);
     } else {
         fprintf(stderr, "durable failed: %s\n", sl_strerror(status));
@@ -116,6 +122,8 @@ static int do_write(const char *dir, int64_t total, unsigned seed)
             }
             p->base = res.base_offset;
             p->last = res.last_offset;
+            p->seg = pl->segs[pl->nsegs - 1]->base;
+            p->end = pl->segs[pl->nsegs - 1]->size;
             outstanding++;
         }
         ev_run(loop, EVRUN_ONCE);
@@ -204,7 +212,7 @@ static int do_verify(const char *dir, int64_t acked)
 }
 
 /* Fills the file system until appends fail, frees `filler`, checks that appends resume. */
-static int do_enospc(const char *dir, const char *filler)
+static int do_enospc(const char *dir, const char *filler, bool crash)
 {
     struct ev_loop *loop = EV_DEFAULT;
     struct coll_storage *st = open_storage(dir, loop);
@@ -242,11 +250,17 @@ static int do_enospc(const char *dir, const char *filler)
         }
         p->base = res.base_offset;
         p->last = res.last_offset;
+        p->seg = -1;
+        p->end = 0;
         outstanding++;
         acked_before = res.last_offset;
         while (outstanding > 0)
             ev_run(loop, EVRUN_ONCE);
     }
+    printf("ACKED %" PRId64 "\n", acked_before);
+    fflush(stdout);
+    if (crash)
+        _exit(0); /* as a crash while the disk is full: no close, the next start recovers */
     fprintf(stderr, "full after offset %" PRId64 "; freeing %s\n", acked_before, filler);
     if (unlink(filler) < 0)
         return fail("unlink %s: %s", filler, strerror(errno));
@@ -260,10 +274,15 @@ static int do_enospc(const char *dir, const char *filler)
             return fail("append after freeing space: %s", err.msg);
         p->base = res.base_offset;
         p->last = res.last_offset;
+        p->seg = -1;
+        p->end = 0;
         outstanding++;
+        acked_before = res.last_offset;
         while (outstanding > 0)
             ev_run(loop, EVRUN_ONCE);
     }
+    printf("ACKED %" PRId64 "\n", acked_before);
+    fflush(stdout);
     sl_buf_fini(&b);
     coll_storage_close(st);
     return 0;
@@ -283,11 +302,12 @@ int main(int argc, char **argv)
     }
     if (argc == 5 && strcmp(argv[1], "write") == 0)
         return do_write(argv[2], strtoll(argv[3], NULL, 10), (unsigned)atoi(argv[4]));
-    if (argc == 4 && strcmp(argv[1], "enospc") == 0)
-        return do_enospc(argv[2], argv[3]);
+    if ((argc == 4 || (argc == 5 && strcmp(argv[4], "crash") == 0)) &&
+        strcmp(argv[1], "enospc") == 0)
+        return do_enospc(argv[2], argv[3], argc == 5);
     if (argc == 4 && strcmp(argv[1], "verify") == 0)
         return do_verify(argv[2], strtoll(argv[3], NULL, 10));
-    fprintf(stderr, "usage: %s write <dir> <records> <seed> | verify <dir> <acked last offset> | enospc <dir> <filler file>\n",
-            argv[0]);
+    fprintf(stderr, "usage: %s write <dir> <records> <seed> | verify <dir> <acked last offset> | "
+            "enospc <dir> <filler file> [crash]\n", argv[0]);
     return 2;
 }

@@ -5,17 +5,21 @@
 #include "collector/partition_log.h"
 #include "collector/segment.h"
 #include "collector/storage.h"
+#include "common/base.h"
 #include "common/batch.h"
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -94,9 +99,14 @@ static int setup(void **state)
     return 0;
 }
 
+/* The sync hook of the durability tests (see blocking_sync). */
+static atomic_int g_sync_calls, g_block_from, g_blocked_now;
+static atomic_bool g_blocked;
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    atomic_store(&g_blocked, false); /* a failed test must not leave the flusher stuck */
     if (f->st)
         fx_close(f);
     ev_loop_destroy(f->loop);
@@ -218,14 +228,21 @@ static void test_index_math(void **state)
     assert_int_equal(coll_segment_index_lookup(&seg, 1029), 200);
     assert_int_equal(coll_segment_index_lookup(&seg, 1030), 300);
     assert_int_equal(coll_segment_index_lookup(&seg, INT64_MAX), 300);
-    /* Time: the offset after the last entry with timestamp < ts. */
+    /* Time (Kafka's TimeIndex.lookup): the offset of the last entry with timestamp <= ts, the
+     * base when every entry is newer. */
+    assert_int_equal(coll_segment_tindex_lookup(&seg, INT64_MIN), 1000);
     assert_int_equal(coll_segment_tindex_lookup(&seg, 49), 1000);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 50), 1000);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 51), 1011);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 60), 1011);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 61), 1026);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 70), 1026);
-    assert_int_equal(coll_segment_tindex_lookup(&seg, 71), 1031);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 50), 1010);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 51), 1010);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 59), 1010);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 60), 1025);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 61), 1025);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 69), 1025);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 70), 1030);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, INT64_MAX), 1030);
+    seg.tidx_n = 1;
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 49), 1000);
+    assert_int_equal(coll_segment_tindex_lookup(&seg, 50), 1010);
     (void)f;
 }
 
@@ -556,8 +573,8 @@ static void test_retention_size(void **state)
 
 struct acks {
     int calls;
-    int status[64];
-    int order[64];
+    int status[512];
+    int order[512];
 };
 
 struct ack {
@@ -595,10 +612,10 @@ static void durable_policy(struct fx *f, enum coll_fsync_policy pol)
         ks[i] = (struct ack){&a, i};
         make_batch(&b, 2, g_now, 100, false);
         struct coll_append_res res;
-        assert_int_equal(coll_plog_append(f->pl, b.data, b.len, on_ack, &ks[i], &res, NULL), 0);
         /* Never from inside append. */
         int before = a.calls;
-        (void)before;
+        assert_int_equal(coll_plog_append(f->pl, b.data, b.len, on_ack, &ks[i], &res, NULL), 0);
+        assert_int_equal(a.calls, before);
         if (i % 10 == 9)
             ev_run(f->loop, EVRUN_NOWAIT);
     }
@@ -955,6 +972,512 @@ static void test_conf_check(void **state)
     (void)state;
 }
 
+/* ---- Findings of the review: durability ordering, detach, limits, index failures ------------- */
+
+/* A sync hook that counts calls and, from call number g_block_from on, waits while g_blocked. */
+
+static int blocking_sync(int fd)
+{
+    int n = atomic_fetch_add(&g_sync_calls, 1) + 1;
+    int from = atomic_load(&g_block_from);
+    if (from > 0 && n >= from) {
+        atomic_fetch_add(&g_blocked_now, 1);
+        while (atomic_load(&g_blocked))
+            usleep(500);
+        atomic_fetch_sub(&g_blocked_now, 1);
+    }
+    return fdatasync(fd);
+}
+
+static void hook_arm(struct fx *f, int block_from)
+{
+    atomic_store(&g_sync_calls, 0);
+    atomic_store(&g_block_from, block_from);
+    atomic_store(&g_blocked, block_from > 0);
+    atomic_store(&g_blocked_now, 0);
+    coll_flusher_set_sync_fn(coll_storage_flusher(f->st), blocking_sync);
+}
+
+/* Runs the loop until the flusher thread sits in the hook. */
+static void wait_blocked(struct fx *f)
+{
+    for (int i = 0; i < 5000 && atomic_load(&g_blocked_now) == 0; i++) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&g_blocked_now), 1);
+}
+
+/* Runs the loop for ~ms and checks that no acknowledgement arrived. */
+static void expect_no_acks(struct fx *f, struct acks *a, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(a->calls, 0);
+}
+
+static void reopen_with(struct fx *f, enum coll_fsync_policy pol, int64_t seg_bytes)
+{
+    g_conf.fsync = pol;
+    g_conf.segment_bytes = seg_bytes;
+    g_conf.max_batch_bytes = SL_MIN(seg_bytes, (int64_t)4096);
+    fx_close(f);
+    fx_open(f);
+}
+
+/* fsync: always acknowledges only after an fdatasync, and one fdatasync covers every append
+ * that arrived while the previous one ran (group commit). */
+static void test_ack_waits_for_sync(void **state)
+{
+    struct fx *f = *state;
+    reopen_with(f, COLL_FSYNC_ALWAYS, 1 << 20);
+    hook_arm(f, 1);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    struct acks a = {0};
+    struct ack ks[40];
+    struct coll_append_res res;
+    for (int i = 0; i < 40; i++) {
+        ks[i] = (struct ack){&a, i};
+        make_batch(&b, 1, g_now, 50, false);
+        assert_int_equal(coll_plog_append(f->pl, b.data, b.len, on_ack, &ks[i], &res, NULL), 0);
+        if (i == 0)
+            wait_blocked(f); /* the first sync is under way (and stuck) */
+        else
+            ev_run(f->loop, EVRUN_NOWAIT);
+    }
+    expect_no_acks(f, &a, 100);
+    assert_int_equal(coll_plog_durable_offset(f->pl), 0);
+    atomic_store(&g_blocked, false);
+    run_until(f->loop, &a, 40);
+    assert_int_equal(a.calls, 40);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(a.order[i], i);
+        assert_int_equal(a.status[i], 0);
+    }
+    /* One sync for the first append, one for the 39 that came during it. */
+    int syncs = atomic_load(&g_sync_calls);
+    assert_true(syncs >= 2 && syncs < 40);
+    coll_flusher_set_sync_fn(coll_storage_flusher(f->st), NULL);
+    sl_buf_fini(&b);
+}
+
+/* Appends with callbacks and no loop run until the partition has rolled `rolls` times. */
+static int append_rolls(struct fx *f, struct acks *a, struct ack *ks, int max, size_t rolls)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int n = 0;
+    while (f->pl->nsegs < rolls + 1) {
+        assert_true(n < max);
+        if (a)
+            ks[n] = (struct ack){a, n};
+        make_batch(&b, 1, g_now, 100, false);
+        struct coll_append_res res;
+        assert_int_equal(coll_plog_append(f->pl, b.data, b.len, a ? on_ack : NULL,
+                                          a ? &ks[n] : NULL, &res, NULL), 0);
+        n++;
+    }
+    sl_buf_fini(&b);
+    return n;
+}
+
+/* More rolls between two flusher rounds than one round takes (64 files, ~21 rolls): nothing is
+ * acknowledged before the round that syncs the last sealed file. */
+static void test_many_rolls_between_flushes(void **state)
+{
+    struct fx *f = *state;
+    reopen_with(f, COLL_FSYNC_ALWAYS, 1024);
+    /* Round 1 syncs 64 sealed files and the active .log: block the first call of round 2. */
+    hook_arm(f, 66);
+    static struct acks a;
+    memset(&a, 0, sizeof(a));
+    static struct ack ks[512];
+    int n = append_rolls(f, &a, ks, 512, 25);
+    wait_blocked(f);
+    assert_int_equal(atomic_load(&g_sync_calls), 66);
+    expect_no_acks(f, &a, 100);
+    assert_int_equal(coll_plog_durable_offset(f->pl), 0);
+    atomic_store(&g_blocked, false);
+    run_until(f->loop, &a, n);
+    assert_int_equal(a.calls, n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(a.order[i], i);
+        assert_int_equal(a.status[i], 0);
+    }
+    /* Every sealed file (3 per roll) and the active .log twice. */
+    assert_true(atomic_load(&g_sync_calls) >= 25 * 3 + 2);
+    assert_int_equal(coll_plog_durable_offset(f->pl), f->pl->next_offset);
+    coll_flusher_set_sync_fn(coll_storage_flusher(f->st), NULL);
+}
+
+static void *unblock_later(void *arg)
+{
+    usleep(100 * 1000);
+    atomic_store(&g_blocked, false);
+    return NULL;
+}
+
+/* Deleting (detaching) a partition while the flusher works on it, with sealed files left for
+ * another round: once delete returns, the flusher never touches it again. */
+static void test_detach_during_flush(void **state)
+{
+    struct fx *f = *state;
+    reopen_with(f, COLL_FSYNC_NEVER, 1024);
+    append_rolls(f, NULL, NULL, 1000, 25);
+    hook_arm(f, 1);
+    wait_blocked(f);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, unblock_later, NULL), 0);
+    struct sl_err err;
+    assert_int_equal(coll_storage_delete(f->st, "t", 0, &err), 0);
+    f->pl = NULL;
+    pthread_join(t, NULL);
+    int calls = atomic_load(&g_sync_calls);
+    for (int i = 0; i < 50; i++) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&g_sync_calls), calls);
+    coll_flusher_set_sync_fn(coll_storage_flusher(f->st), NULL);
+}
+
+/* Sets a batch's lastOffsetDelta (recordCount stays: a gap, as compaction leaves in a log, which
+ * only non-strict parsing accepts) and its CRC. */
+static void set_last_offset_delta(struct sl_buf *b, int32_t lod)
+{
+    sl_put_be32(b->data + SL_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)lod);
+    sl_put_be32(b->data + SL_BATCH_OFF_CRC, sl_crc32c(0, b->data + SL_BATCH_OFF_ATTRIBUTES,
+                                                      b->len - SL_BATCH_OFF_ATTRIBUTES));
+}
+
+/* A segment spans at most INT32_MAX offsets past its base (Kafka's rule). A producer cannot
+ * send such a batch (strict: lastOffsetDelta = recordCount - 1), so the log is made on disk: a
+ * batch ending exactly INT32_MAX past the base is accepted by recovery and the next append
+ * rolls; one offset further and recovery cuts it. */
+static void test_roll_at_int32_offsets(void **state)
+{
+    struct fx *f = *state;
+    append(f->pl, 1, g_now, 10);
+    fx_close(f);
+    char p[PATH_MAX], ip[PATH_MAX], tp[PATH_MAX], rp[PATH_MAX + 32];
+    seg_path(f, 0, ".log", p, sizeof(p));
+    seg_path(f, 0, ".index", ip, sizeof(ip));
+    seg_path(f, 0, ".timeindex", tp, sizeof(tp));
+    snprintf(rp, sizeof(rp), "%s/t-0/" COLL_FILE_RECOVERY_POINT, f->dir);
+    size_t n;
+    uint8_t *first = read_all(p, &n);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    make_batch(&b, 1, g_now, 10, false);
+    sl_put_be64(b.data + SL_BATCH_OFF_BASE_OFFSET, 1);
+    uint8_t *two = malloc(n + b.len);
+    for (int over = 1; over >= 0; over--) {
+        set_last_offset_delta(&b, INT32_MAX - 1 + over); /* last offset INT32_MAX + over */
+        memcpy(two, first, n);
+        memcpy(two + n, b.data, b.len);
+        write_all(p, two, n + b.len);
+        unlink(ip);
+        unlink(tp);
+        unlink(rp);
+        fx_unclean(f);
+        fx_open(f);
+        if (over) {
+            assert_int_equal(f->pl->next_offset, 1);
+            assert_int_equal(f->pl->cut_bytes, b.len);
+            fx_close(f);
+            continue;
+        }
+        assert_int_equal(f->pl->cut_bytes, 0);
+        assert_int_equal(f->pl->nsegs, 1);
+        assert_int_equal(f->pl->next_offset, (int64_t)INT32_MAX + 1);
+        struct coll_region r;
+        assert_int_equal(coll_plog_read(f->pl, INT32_MAX, 1 << 20, &r, NULL), 0);
+        assert_int_equal(r.first_offset, 1);
+        coll_region_release(&r);
+        assert_int_equal(append(f->pl, 1, g_now, 10), (int64_t)INT32_MAX + 1);
+        assert_int_equal(f->pl->nsegs, 2);
+        assert_int_equal(f->pl->segs[1]->base, (int64_t)INT32_MAX + 1);
+        assert_int_equal(coll_plog_read(f->pl, (int64_t)INT32_MAX + 1, 1 << 20, &r, NULL), 0);
+        assert_true(r.seg == f->pl->segs[1]);
+        coll_region_release(&r);
+        fx_close(f);
+        fx_unclean(f);
+        unlink(rp);
+        fx_open(f);
+        assert_int_equal(f->pl->nsegs, 2);
+        assert_int_equal(f->pl->next_offset, (int64_t)INT32_MAX + 2);
+        assert_int_equal(f->pl->cut_bytes, 0);
+    }
+    free(two);
+    free(first);
+    sl_buf_fini(&b);
+}
+
+/* Child of test_index_write_failure: fills segment 0 with 4 batches (3 .index and 3 .timeindex
+ * entries), waits until they are synced, then lets the file size limit (24 bytes: all of the
+ * .index, 2 of the 3 .timeindex entries) break the index write of the roll, and dies without
+ * closing once the recovery point names segment 1. Returns 0 or the step that went wrong. */
+static int index_failure_child(struct fx *f)
+{
+    struct coll_storage_opts o = {.data_dir = f->dir, .loop = f->loop, .now_ms = fake_now,
+                                  .topic_conf = fake_conf};
+    if (coll_storage_open(&o, &f->st, NULL))
+        return 10;
+    struct coll_plog *pl = coll_storage_get(f->st, "t", 0);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    for (int i = 0; i < 5; i++) {
+        make_batch(&b, 1, 1000 + 10 * i, 170, false);
+        struct coll_append_res res;
+        if (i == 4) {
+            signal(SIGXFSZ, SIG_IGN);
+            struct rlimit old, lim;
+            getrlimit(RLIMIT_FSIZE, &old);
+            lim = old;
+            lim.rlim_cur = 24;
+            setrlimit(RLIMIT_FSIZE, &lim);
+            int rc = coll_plog_append(pl, b.data, b.len, NULL, NULL, &res, NULL);
+            setrlimit(RLIMIT_FSIZE, &old);
+            if (rc != -EFBIG)
+                return 11; /* the roll happened, the write into the new segment failed */
+            break;
+        }
+        if (coll_plog_append(pl, b.data, b.len, NULL, NULL, &res, NULL))
+            return 12;
+    }
+    if (pl->nsegs != 2 || pl->segs[0]->idx_n != 3 || pl->segs[0]->tidx_n != 3 ||
+        !pl->segs[0]->index_write_failed)
+        return 13;
+    char rp[PATH_MAX + 32];
+    snprintf(rp, sizeof(rp), "%s/t-0/" COLL_FILE_RECOVERY_POINT, f->dir);
+    int64_t v = -1;
+    for (int i = 0; i < 5000 && (coll_read_offset_file(rp, &v) || v != 4); i++) {
+        ev_run(f->loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    return v == 4 ? 0 : 14;
+}
+
+/* An index write that fails at a roll, then a crash: the segment is below the recovery point,
+ * so its indexes are loaded, not rebuilt, unless they are gone. They must be: a short
+ * .timeindex would give it too low a max timestamp (early retention, missed time lookups). */
+static void test_index_write_failure(void **state)
+{
+    struct fx *f = *state;
+    g_conf.segment_bytes = 1024;
+    g_conf.max_batch_bytes = 1024;
+    g_conf.index_interval = 1;
+    g_conf.fsync = COLL_FSYNC_ALWAYS;
+    fx_close(f);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(index_failure_child(f));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fx_open(f);
+    assert_false(coll_storage_was_clean(f->st));
+    assert_int_equal(f->pl->nsegs, 2);
+    struct coll_segment *seg = f->pl->segs[0];
+    assert_int_equal(seg->max_ts, 1030);
+    assert_int_equal(seg->max_ts_offset, 3);
+    int64_t got;
+    assert_int_equal(coll_plog_find_time(f->pl, 1030, &got, NULL), 0);
+    assert_int_equal(got, 3);
+    assert_int_equal(coll_plog_find_time(f->pl, 1021, &got, NULL), 0);
+    assert_int_equal(got, 3);
+    verify_reads(f->pl, 100);
+    fx_close(f);
+    /* Rebuilt files, whole and with the final time entry. */
+    char p[PATH_MAX];
+    struct stat st;
+    seg_path(f, 0, ".index", p, sizeof(p));
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 3 * 8);
+    seg_path(f, 0, ".timeindex", p, sizeof(p));
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 3 * 12);
+}
+
+/* Time index entries carry the offset of the batch holding the largest timestamp (Kafka's
+ * offsetOfMaxTimestampSoFar), and find-by-time returns the first record, in offset order, with
+ * a timestamp >= t, whatever the order of the timestamps. */
+static void test_time_index_kafka(void **state)
+{
+    struct fx *f = *state;
+    g_conf.index_interval = 1;
+    reopen_with(f, COLL_FSYNC_NEVER, 4096);
+    /* Batch i holds 2 records (offsets 2i, 2i+1) with timestamps ts[i], ts[i] + 1. */
+    static const int64_t ts[] = {100, 500, 200, 300, 600, 50, 600, 700};
+    for (size_t i = 0; i < SL_ARRAY_LEN(ts); i++)
+        append(f->pl, 2, ts[i], 20);
+    assert_int_equal(f->pl->nsegs, 1);
+    struct coll_segment *seg = f->pl->segs[0];
+    /* Entries at batches 1.. (index_interval 1) when the max grew: batches 1, 4, 7. */
+    assert_int_equal(seg->tidx_n, 3);
+    assert_int_equal(seg->tidx[0].ts, 501);
+    assert_int_equal(seg->tidx[0].rel, 3);
+    assert_int_equal(seg->tidx[1].ts, 601);
+    assert_int_equal(seg->tidx[1].rel, 9);
+    assert_int_equal(seg->tidx[2].ts, 701);
+    assert_int_equal(seg->tidx[2].rel, 15);
+    assert_int_equal(seg->max_ts_offset, 15);
+    /* Batch 6 ties batch 4's maximum: the offset stays batch 4's, as in Kafka. */
+    append(f->pl, 1, 650, 20); /* batch 8: offset 16; the max is still 701 at 15 */
+    assert_int_equal(seg->max_ts_offset, 15);
+    fx_close(f);
+    fx_open(f);
+    seg = f->pl->segs[0];
+    assert_int_equal(seg->max_ts, 701);
+    assert_int_equal(seg->max_ts_offset, 15);
+
+    /* Several segments with shuffled timestamps, checked against a linear search. */
+    g_conf.index_interval = 64;
+    reopen_with(f, COLL_FSYNC_NEVER, 1024);
+    int64_t start = f->pl->next_offset;
+    int64_t rec_ts[600];
+    int nrec = 0;
+    srand(7);
+    while (nrec < 560) {
+        int k = 1 + rand() % 3;
+        int64_t t0 = 2000 + rand() % 1000;
+        append(f->pl, k, t0, 20);
+        for (int j = 0; j < k; j++)
+            rec_ts[nrec++] = t0 + j;
+    }
+    assert_true(f->pl->nsegs > 5);
+    for (int round = 0; round < 2; round++) {
+        for (int64_t t = 1990; t <= 3010; t += 3) {
+            int64_t want = -1;
+            for (int i = 0; i < nrec && want < 0; i++)
+                if (rec_ts[i] >= t)
+                    want = start + i;
+            int64_t got;
+            assert_int_equal(coll_plog_find_time(f->pl, t, &got, NULL), 0);
+            if (got != want)
+                fail_msg("round %d ts %" PRId64 ": got %" PRId64 ", want %" PRId64, round, t, got,
+                         want);
+        }
+        fx_close(f);
+        fx_open(f);
+    }
+}
+
+/* A clean start whose last indexed batch is damaged: no index entry may be left pointing at
+ * the cut, or at what later appends put there. */
+static void test_stale_index_after_cut(void **state)
+{
+    struct fx *f = *state;
+    reopen_with(f, COLL_FSYNC_NEVER, 1 << 20);
+    for (int i = 0; i < 12; i++)
+        append(f->pl, 5, g_now + i, 40);
+    struct coll_segment *seg = f->pl->segs[0];
+    assert_true(seg->idx_n >= 3);
+    uint32_t last_pos = seg->idx[seg->idx_n - 1].pos;
+    uint64_t size = seg->size;
+    fx_close(f);
+    char p[PATH_MAX];
+    seg_path(f, 0, ".log", p, sizeof(p));
+    size_t n;
+    uint8_t *b = read_all(p, &n);
+    assert_int_equal(n, size);
+    b[last_pos + 70] ^= 0x01; /* inside the records: the CRC no longer matches */
+    write_all(p, b, n);
+    free(b);
+    fx_open(f); /* clean: the marker is there */
+    assert_true(coll_storage_was_clean(f->st));
+    seg = f->pl->segs[0];
+    assert_int_equal(seg->size, last_pos);
+    for (size_t i = 0; i < seg->idx_n; i++) {
+        assert_true(seg->idx[i].pos < seg->size);
+        assert_true(seg->base + (int64_t)seg->idx[i].rel < seg->next_offset);
+    }
+    for (size_t i = 0; i < seg->tidx_n; i++)
+        assert_true(seg->base + (int64_t)seg->tidx[i].rel < seg->next_offset);
+    /* Smaller batches now fill the cut: lookups and a later clean load stay right. */
+    for (int i = 0; i < 30; i++)
+        append(f->pl, 1, g_now + 100 + i, 10);
+    verify_reads(f->pl, 300);
+    int64_t next = f->pl->next_offset;
+    fx_close(f);
+    seg_path(f, 0, ".index", p, sizeof(p));
+    b = read_all(p, &n);
+    for (size_t i = 8; i < n; i += 8)
+        assert_true(sl_be32(b + i) > sl_be32(b + i - 8) && sl_be32(b + i + 4) > sl_be32(b + i - 4));
+    free(b);
+    fx_open(f);
+    assert_int_equal(f->pl->next_offset, next);
+    verify_reads(f->pl, 300);
+}
+
+/* A 249-byte topic (the longest allowed) can be deleted: its "<...>.deleted" name fits. */
+static void test_delete_long_topic(void **state)
+{
+    struct fx *f = *state;
+    char topic[250];
+    memset(topic, 'x', 249);
+    topic[249] = '\0';
+    struct coll_plog *pl;
+    struct sl_err err = {{0}};
+    assert_int_equal(coll_storage_create(f->st, topic, 7, NULL, &pl, &err), 0);
+    append(pl, 1, g_now, 10);
+    if (coll_storage_delete(f->st, topic, 7, &err))
+        fail_msg("delete: %s", err.msg);
+    assert_null(coll_storage_get(f->st, topic, 7));
+    /* Nothing is left of it, and twice the same name works too. */
+    assert_int_equal(coll_storage_create(f->st, topic, 7, NULL, &pl, &err), 0);
+    assert_int_equal(coll_storage_delete(f->st, topic, 7, &err), 0);
+    fx_close(f);
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | grep -c xxx) = 0", f->dir);
+    assert_int_equal(system(cmd), 0);
+    fx_open(f);
+    assert_non_null(f->pl);
+}
+
+/* Segments whose batches carry no timestamp (maxTimestamp -1) expire by their file's
+ * modification time, as in Kafka. */
+static void test_retention_no_timestamps(void **state)
+{
+    struct fx *f = *state;
+    g_conf.retention_ms = 10000;
+    reopen_with(f, COLL_FSYNC_NEVER, 1024);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    while (f->pl->nsegs < 3) {
+        make_batch(&b, 1, 0, 200, false);
+        /* No timestamp at all: maxTimestamp and firstTimestamp -1. */
+        sl_put_be64(b.data + SL_BATCH_OFF_FIRST_TIMESTAMP, UINT64_MAX);
+        sl_put_be64(b.data + SL_BATCH_OFF_MAX_TIMESTAMP, UINT64_MAX);
+        sl_put_be32(b.data + SL_BATCH_OFF_CRC, sl_crc32c(0, b.data + SL_BATCH_OFF_ATTRIBUTES,
+                                                         b.len - SL_BATCH_OFF_ATTRIBUTES));
+        struct coll_append_res res;
+        struct sl_err err = {{0}};
+        if (coll_plog_append(f->pl, b.data, b.len, NULL, NULL, &res, &err))
+            fail_msg("append: %s", err.msg);
+    }
+    sl_buf_fini(&b);
+    assert_int_equal(f->pl->segs[0]->max_ts, -1);
+    int64_t now = g_now;
+    /* Segment 0 last modified 11 s ago, segment 1 9 s ago. */
+    struct timespec tm[2] = {{(now - 11000) / 1000, 0}, {(now - 11000) / 1000, 0}};
+    assert_int_equal(futimens(f->pl->segs[0]->log_fd, tm), 0);
+    tm[0].tv_sec = tm[1].tv_sec = (now - 9000) / 1000;
+    assert_int_equal(futimens(f->pl->segs[1]->log_fd, tm), 0);
+    int64_t base1 = f->pl->segs[1]->base;
+    assert_int_equal(coll_plog_retain(f->pl, now, NULL), 1);
+    assert_int_equal(f->pl->segs[0]->base, base1);
+    assert_int_equal(f->pl->log_start, base1);
+    assert_int_equal(coll_plog_retain(f->pl, now, NULL), 0);
+    assert_int_equal(coll_plog_retain(f->pl, now + 2001, NULL), 1);
+}
+
 int main(void)
 {
     snprintf(g_root, sizeof(g_root), "/tmp/unit_storage.XXXXXX");
@@ -983,6 +1506,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_missing_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_partition_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_waits_for_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_rolls_between_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_during_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_at_int32_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_write_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_index_kafka, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_index_after_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_long_topic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_no_timestamps, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rmdir(g_root);
