@@ -52,6 +52,7 @@ static const struct sl_conf_opt agent_opts[] = {
      .offset = offsetof(struct agent_conf, metrics),
      .sub = &metrics_section,
      .help = "the metrics endpoint"},
+    AGENT_SHIPPER_OPTS(offsetof(struct agent_conf, shipper)),
     {.name = NULL},
 };
 

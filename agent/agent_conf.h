@@ -2,6 +2,7 @@
 #ifndef SL_AGENT_AGENT_CONF_H
 #define SL_AGENT_AGENT_CONF_H
 
+#include "agent/shipper.h"
 #include "common/conf.h"
 
 #include <stdbool.h>
@@ -16,6 +17,7 @@ struct agent_conf {
     char *state_dir; /* owned */
     char *hostname;  /* owned; NULL: the machine's host name */
     struct agent_metrics_conf metrics;
+    struct agent_shipper_conf shipper; /* sources, output, memory_limit, shutdown_timeout */
 };
 
 /* The root of the agent's option table (agent.yaml). */

@@ -1,6 +1,7 @@
 /* sluice-agent: loads the configuration, prepares the state folder and runs the shipper's
  * event loop until SIGTERM/SIGINT. */
 #include "agent/agent_conf.h"
+#include "agent/shipper.h"
 #include "common/daemon.h"
 #include "common/daemon_util.h"
 #include "common/log.h"
@@ -26,12 +27,31 @@ struct agent_main {
     const struct sl_prog_args *args; /* borrowed */
     char hostname[256];
     struct sl_daemon daemon;
+    struct agent_shipper *shipper;
 };
 
 static void agent_status(void *arg, struct sl_buf *line)
 {
     struct agent_main *m = arg;
-    sl_buf_printf(line, "running as host %s; state in %s", m->hostname, m->conf->state_dir);
+    if (m->shipper)
+        agent_shipper_status(m->shipper, line);
+    else
+        sl_buf_printf(line, "running as host %s; state in %s", m->hostname, m->conf->state_dir);
+}
+
+/* The drain finished (every batch acknowledged, or shutdown_timeout passed). */
+static void agent_on_drained(void *arg)
+{
+    struct agent_main *m = arg;
+    sl_daemon_stop(&m->daemon);
+}
+
+/* SIGTERM/SIGINT: stop reading, flush, wait for the last acknowledgements, then stop. */
+static void agent_stop(void *arg)
+{
+    struct agent_main *m = arg;
+    SL_NOTICE(AGENT_NAME, "stopping: flushing and waiting for acknowledgements");
+    agent_shipper_drain(m->shipper, agent_on_drained, m);
 }
 
 /* SIGHUP: reads the configuration again and applies what can change while running (the log
@@ -43,6 +63,12 @@ static int agent_reload(void *arg)
     memset(&fresh, 0, sizeof(fresh));
     if (sl_prog_load_conf(&agent_prog, m->args, &fresh) != 0)
         return -1;
+    struct sl_err err = {{0}};
+    if (agent_shipper_reload(m->shipper, &fresh.shipper, &err) != 0) {
+        SL_ERR(AGENT_NAME, "reload: %s; keeping the running sources", err.msg);
+        sl_conf_free(&agent_conf_section, &fresh);
+        return -1;
+    }
     sl_log_threshold = fresh.log_level;
     if (m->args->log_level)
         sl_log_set_level_name(m->args->log_level);
@@ -54,6 +80,7 @@ static int agent_reload(void *arg)
 }
 
 static const struct sl_daemon_ops agent_ops = {
+    .stop = agent_stop,
     .reload = agent_reload,
     .status = agent_status,
 };
@@ -101,12 +128,19 @@ int main(int argc, char **argv)
         SL_ERR(AGENT_NAME, "%s", err.msg);
         goto out;
     }
+    if (agent_shipper_new(loop, &conf.shipper, m.hostname, conf.state_dir, m.daemon.metrics,
+                          &m.shipper, &err) != 0 ||
+        agent_shipper_start(m.shipper, &err) != 0) {
+        SL_ERR(AGENT_NAME, "%s", err.msg);
+        goto out;
+    }
     sl_daemon_start(&m.daemon);
     SL_NOTICE(AGENT_NAME, "%s %s started as host %s", agent_prog.name, SL_VERSION, m.hostname);
     ev_run(loop, 0);
     SL_NOTICE(AGENT_NAME, "stopped");
     rc = 0;
 out:
+    agent_shipper_free(m.shipper); /* writes the final checkpoints */
     sl_daemon_fini(&m.daemon);
     sl_conf_free(&agent_conf_section, &conf);
     if (loop)

@@ -3,6 +3,7 @@
 #define SL_COLLECTOR_COLL_CONF_H
 
 #include "collector/partition_log.h"
+#include "collector/server.h"
 #include "collector/topic_conf.h"
 #include "common/conf.h"
 
@@ -19,6 +20,7 @@ struct coll_conf {
     int64_t retention_check_ms; /* how often retention runs */
     struct coll_topic_conf topic_defaults;
     struct sl_conf_map topics; /* of struct coll_topic_conf, by topic name */
+    struct coll_server_conf server;
     struct coll_metrics_conf metrics;
 };
 

@@ -1,6 +1,7 @@
-/* sluice-collector: loads the configuration, prepares the data folder and runs the broker's
- * event loop until SIGTERM/SIGINT. */
+/* sluice-collector: loads the configuration, opens the data folder, serves the Kafka protocol
+ * on its listeners and runs the event loop until SIGTERM/SIGINT, then drains and closes. */
 #include "collector/coll_conf.h"
+#include "collector/server.h"
 #include "collector/storage.h"
 #include "common/daemon.h"
 #include "common/daemon_util.h"
@@ -25,6 +26,7 @@ struct coll_main {
     struct coll_conf *conf;          /* borrowed */
     const struct sl_prog_args *args; /* borrowed */
     struct coll_storage *storage;    /* owned */
+    struct coll_server *server;      /* owned */
     struct coll_log_conf topic_conf; /* scratch for coll_topic_conf_for() */
     struct sl_daemon daemon;
 };
@@ -47,11 +49,39 @@ static void coll_status(void *arg, struct sl_buf *line)
     struct coll_main *m = arg;
     size_t n = 0;
     coll_storage_foreach(m->storage, count_partition, &n);
-    sl_buf_printf(line, "serving %zu partitions; data in %s", n, m->conf->data_dir);
+    sl_buf_printf(line, "serving %zu partitions to %zu connections; data in %s", n,
+                  m->server ? coll_server_connections(m->server) : 0, m->conf->data_dir);
 }
 
-/* SIGHUP: reads the configuration again and applies what can change while running (the log
- * level); a rejected file leaves everything as it was. */
+static void coll_on_drained(void *arg)
+{
+    struct coll_main *m = arg;
+    sl_daemon_stop(&m->daemon);
+}
+
+/* SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded by
+ * server.shutdown_timeout), then leave the loop; main() closes the storage cleanly. */
+static void coll_stop(void *arg)
+{
+    struct coll_main *m = arg;
+    coll_server_stop(m->server, coll_on_drained, m);
+}
+
+/* Applies a topic's reloaded settings to an open partition. Segment, retention and batch
+ * limits act from the next append or retention run; fsync and fsync_interval keep their
+ * running values until the collector restarts. */
+static void coll_apply_topic_conf(struct coll_plog *pl, void *arg)
+{
+    struct coll_main *m = arg;
+    struct coll_log_conf next;
+    coll_conf_log_conf(m->conf, pl->topic, &next);
+    next.fsync = pl->conf.fsync;
+    next.fsync_interval_ms = pl->conf.fsync_interval_ms;
+    pl->conf = next;
+}
+
+/* SIGHUP: reads the configuration again and applies what can change while running: the log
+ * level and the topics' storage settings. A rejected file leaves everything as it was. */
 static int coll_reload(void *arg)
 {
     struct coll_main *m = arg;
@@ -63,13 +93,23 @@ static int coll_reload(void *arg)
     if (m->args->log_level)
         sl_log_set_level_name(m->args->log_level);
     m->conf->log_level = fresh.log_level;
+    /* Swap the topic settings in; fresh then holds the old ones and is released with them. */
+    struct coll_topic_conf defaults = m->conf->topic_defaults;
+    struct sl_conf_map topics = m->conf->topics;
+    m->conf->topic_defaults = fresh.topic_defaults;
+    m->conf->topics = fresh.topics;
+    fresh.topic_defaults = defaults;
+    fresh.topics = topics;
     sl_conf_free(&coll_conf_section, &fresh);
+    coll_storage_foreach(m->storage, coll_apply_topic_conf, m);
+    coll_server_refresh(m->server);
     SL_NOTICE(COLL_NAME, "configuration reloaded; log level %s",
               sl_log_level_name(sl_log_threshold));
     return 0;
 }
 
 static const struct sl_daemon_ops coll_ops = {
+    .stop = coll_stop,
     .reload = coll_reload,
     .status = coll_status,
 };
@@ -124,11 +164,18 @@ int main(int argc, char **argv)
         SL_ERR(COLL_NAME, "%s", err.msg);
         goto out;
     }
+    if (coll_server_new(loop, &conf.server, m.storage, m.daemon.metrics, &m.server, &err) != 0) {
+        SL_ERR(COLL_NAME, "server: %s", err.msg);
+        goto out;
+    }
+    coll_server_start(m.server);
+    /* READY=1 only once the listeners accept. */
     sl_daemon_start(&m.daemon);
     SL_NOTICE(COLL_NAME, "%s %s started; data in %s", coll_prog.name, SL_VERSION, conf.data_dir);
     ev_run(loop, 0);
     rc = 0;
 out:
+    coll_server_free(m.server);
     if (m.storage) {
         coll_storage_close(m.storage);
         SL_NOTICE(COLL_NAME, "stopped");

@@ -3,38 +3,49 @@
 # on the shipped default configuration, both in the foreground, with one live status line.
 # Ctrl-C stops both cleanly (SIGINT to each, then waits for them).
 #   packaging/run-local.sh [BUILD_DIR]
-# Environment: SLUICE_RUN_DIR (default ./run), SLUICE_COLLECTOR_METRICS (127.0.0.1:9644),
-# SLUICE_AGENT_METRICS (127.0.0.1:2020).
+# Environment: SLUICE_RUN_DIR (default ./run), SLUICE_KAFKA (the collector's Kafka listener,
+# 127.0.0.1:9092), SLUICE_COLLECTOR_METRICS (127.0.0.1:9644), SLUICE_AGENT_METRICS
+# (127.0.0.1:2020).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 run=${SLUICE_RUN_DIR:-$top/run}
+kafka=${SLUICE_KAFKA:-127.0.0.1:9092}
 coll_metrics=${SLUICE_COLLECTOR_METRICS:-127.0.0.1:9644}
 agent_metrics=${SLUICE_AGENT_METRICS:-127.0.0.1:2020}
 mkdir -p "$run/data" "$run/state"
 
 # The children ignore nothing: a terminal's Ctrl-C reaches them and us; we forward it anyway
 # so that a SIGINT sent to this script alone also stops both.
+# Only loopback: this is a local run, not a collector for the network.
 "$build/collector/sluice-collector" --set "data_dir=$run/data" \
-    --set "metrics.listen=$coll_metrics" &
+    --set "server.listeners=[\"$kafka\"]" --set "metrics.listen=$coll_metrics" &
 cpid=$!
 "$build/agent/sluice-agent" -c "$top/conf.d/agent.yaml" --set "state_dir=$run/state" \
-    --set "metrics.listen=$agent_metrics" &
+    --set "output.collectors=[\"$kafka\"]" --set "metrics.listen=$agent_metrics" &
 apid=$!
 
-# Sums the samples of one metric family from a /metrics page (nothing when absent).
+# Sums the samples of one metric family from a /metrics page (0 when absent).
 metric() {
-    awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF; n++ }
-                      END { if (n) printf "%.0f", s }'
+    awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF }
+                      END { printf "%.0f", s }'
 }
 
-# "up 12s, 2.4 MiB" for one program, or "starting" until its endpoint answers.
+# One program's part of the live line, or "starting" until its endpoint answers.
 describe() {
-    local page start rss
+    local page
     page=$(curl -fsS --max-time 1 "http://$1/metrics" 2>/dev/null) || { printf 'starting'; return; }
-    start=$(metric sluice_process_start_time_seconds <<<"$page")
-    rss=$(metric sluice_process_resident_memory_bytes <<<"$page")
-    printf 'up %ss, %s KiB RSS' "$(( $(date +%s) - ${start:-0} ))" "$(( ${rss:-0} / 1024 ))"
+    if [ "$2" = agent ]; then
+        printf '%s lines read, %s records acked, %s KiB queued' \
+            "$(metric sluice_agent_lines_read_total <<<"$page")" \
+            "$(metric sluice_agent_records_acked_total <<<"$page")" \
+            "$(( $(metric sluice_agent_queue_bytes <<<"$page") / 1024 ))"
+    else
+        printf '%s records in, %s KiB stored, %s clients' \
+            "$(metric sluice_topic_records_in_total <<<"$page")" \
+            "$(( $(metric sluice_partition_size_bytes <<<"$page") / 1024 ))" \
+            "$(metric sluice_kafka_connections <<<"$page")"
+    fi
 }
 
 # The live line runs in its own process that ignores SIGINT: a terminal's Ctrl-C reaches the
@@ -42,8 +53,8 @@ describe() {
 (
     trap '' INT
     while :; do
-        printf '\r[sluice] collector: %s | agent: %s   ' "$(describe "$coll_metrics")" \
-            "$(describe "$agent_metrics")" >&2
+        printf '\r[sluice] agent: %s | collector: %s   ' "$(describe "$agent_metrics" agent)" \
+            "$(describe "$coll_metrics" collector)" >&2
         sleep 1
     done
 ) &
