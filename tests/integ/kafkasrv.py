@@ -1,15 +1,36 @@
-"""Starts and stops a Kafka-protocol collector for the integration tests (imported, not a test).
+"""Starts and stops the real sluice-collector for the integration tests (imported, not a test).
 
-Until main.c wires the server in, this runs $SL_BUILD_DIR/tests/sl-test-kafka_server (storage and
-server on one loop); it prints "PORT <n>" once listening on 127.0.0.1 (ephemeral port)."""
+It runs $SL_BUILD_DIR/collector/sluice-collector on the embedded configuration with --set
+overrides: the Kafka listener and the metrics endpoint on 127.0.0.1 ephemeral ports, which it
+learns from the collector's log lines. Test options: "--fsync X", "--segment-bytes N" and
+"--validate-records B" set topic_defaults; "--set k=v" sets server.k."""
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 BUILD = os.environ.get("SL_BUILD_DIR", "build")
-TOOL = os.path.join(BUILD, "tests", "sl-test-kafka_server")
+TOOL = os.path.join(BUILD, "collector", "sluice-collector")
+TOPIC_FLAGS = {"--fsync": "fsync", "--segment-bytes": "segment_bytes",
+               "--validate-records": "validate_records"}
+
+
+def collector_args(args):
+    """Turns the tests' short options into the collector's --set overrides."""
+    out = []
+    it = iter(args)
+    for a in it:
+        v = next(it)
+        if a in TOPIC_FLAGS:
+            out += ["--set", f"topic_defaults.{TOPIC_FLAGS[a]}={v}"]
+        elif a == "--set":
+            out += ["--set", "server." + v]
+        else:
+            raise ValueError(f"kafkasrv: unknown option {a}")
+    return out
 
 
 class Server:
@@ -25,9 +46,11 @@ class Server:
                                    "server.stderr")
 
     def start(self, timeout=20):
-        cmd = [TOOL, "--data-dir", self.data_dir,
-               "--set", f'listeners=["127.0.0.1:{self.want_port}"]'] + self.args
+        cmd = [TOOL, "--set", f"data_dir={self.data_dir}",
+               "--set", f'server.listeners=["127.0.0.1:{self.want_port}"]',
+               "--set", "metrics.listen=127.0.0.1:0"] + collector_args(self.args)
         self.err = open(self.errlog, "ab")
+        log_from = self.err.tell()
         # Under ASan, freed memory waits in a quarantine (256 MiB by default) and counts in RSS;
         # a small one keeps the hostile-input memory checks meaningful in that build too.
         env = dict(os.environ)
@@ -36,13 +59,28 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                      env=env)
         deadline = time.monotonic() + timeout
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT ") or time.monotonic() > deadline:
+        self.port = self.metrics_port = None
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(self.errlog, errors="replace") as f:
+                f.seek(log_from)
+                text = f.read()
+            m = re.search(r"\[kafka\] listening on port (\d+)", text)
+            h = re.search(r"metrics and health on port (\d+)", text)
+            if m and h and "started; data in" in text:
+                self.port, self.metrics_port = int(m.group(1)), int(h.group(1))
+                break
+            time.sleep(0.05)
+        if self.port is None:
             self.kill()
-            sys.exit(f"server did not start: {line!r}; see {self.errlog}")
-        self.port = int(line.split()[1])
+            sys.exit(f"collector did not start; see {self.errlog}:\n{self.log()[-3000:]}")
         self.want_port = self.port  # a restart keeps the address clients know
         return self
+
+    def scrape(self):
+        """The collector's /metrics page."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
 
     @property
     def bootstrap(self):

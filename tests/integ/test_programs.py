@@ -219,6 +219,7 @@ def test_run_local(tmp):
             stored = sum(float(l.split()[-1]) for l in page.splitlines()
                          if l.startswith("sluice_topic_records_in_total{"))
         check(stored > 0, f"the agent's records reach the collector ({stored:.0f} records)")
+        time.sleep(2.5)  # the live line refreshes every second; let it show the flow
         os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = p.communicate(timeout=15)
         check(p.returncode == 0, "run-local.sh exits 0 after Ctrl-C")
