@@ -2,14 +2,18 @@
 #include "collector/server_priv.h"
 
 #include "collector/topic_name.h"
+#include "common/batch.h"
 #include "common/log.h"
+
+#include <unistd.h>
 
 /*
  * Request:
  *   replica_id int32, isolation_level int8 (v2+)
  *   topics ARRAY of [name STRING, partitions ARRAY of [partition_index int32, timestamp int64]]
  *     timestamp -2: earliest (log start), -1: latest (log end), else the first offset whose
- *     record timestamp is >= it (from the time index), or -1 when none is that recent
+ *     record timestamp is >= it (from the time index), or -1 when none is that recent; the
+ *     answer carries that record's own timestamp, as Kafka's does
  *
  * Response:
  *   throttle_time_ms int32 (v2+)
@@ -19,6 +23,51 @@
 
 #define LO_MAX_TOPICS     10000
 #define LO_MAX_PARTITIONS 100000
+
+/* Gzip batches inflate; a record batch larger than this is not worth reading for a timestamp. */
+#define LIST_OFFSETS_MAX_INFLATE (64u << 20)
+
+/* The timestamp of the record at offset `off` (the first at or after it), read from the batch
+ * that holds it; -1 when it cannot be read (the offset is what clients act on, and a damaged
+ * batch is reported when it is fetched). */
+static int64_t record_timestamp(struct coll_plog *pl, int64_t off)
+{
+    struct coll_region reg;
+    struct sl_err err = {{0}};
+    int64_t ts = -1;
+    if (coll_plog_read(pl, off, 1, &reg, &err) != 0)
+        return -1;
+    struct sl_buf batch, scratch;
+    sl_buf_init(&batch);
+    sl_buf_init(&scratch);
+    uint8_t head[SL_BATCH_HEADER_SIZE];
+    struct sl_batch_header h;
+    if (reg.len < sizeof(head) ||
+        pread(reg.fd, head, sizeof(head), (off_t)reg.pos) != (ssize_t)sizeof(head))
+        goto out;
+    int32_t blen = (int32_t)sl_be32(head + SL_BATCH_OFF_LENGTH);
+    if (blen < SL_BATCH_LENGTH_MIN || (size_t)blen + 12 > reg.len ||
+        sl_buf_reserve(&batch, (size_t)blen + 12) != 0 ||
+        pread(reg.fd, batch.data, (size_t)blen + 12, (off_t)reg.pos) != (ssize_t)blen + 12)
+        goto out;
+    batch.len = (size_t)blen + 12;
+    struct sl_batch_iter it;
+    if (sl_batch_parse_header(&h, batch.data, batch.len, 0, &err) != 0 ||
+        sl_batch_iter_init(&it, &h, batch.data, &scratch, LIST_OFFSETS_MAX_INFLATE, 0, &err) != 0)
+        goto out;
+    struct sl_batch_record rec;
+    while (sl_batch_iter_next(&it, &rec, &err) == 1) {
+        if (rec.offset >= off) {
+            ts = rec.timestamp;
+            break;
+        }
+    }
+out:
+    coll_region_release(&reg);
+    sl_buf_fini(&batch);
+    sl_buf_fini(&scratch);
+    return ts;
+}
 
 int coll_api_list_offsets(struct coll_req *req)
 {
@@ -68,7 +117,7 @@ int coll_api_list_offsets(struct coll_req *req)
                     e = KAFKA_E_KAFKA_STORAGE_ERROR;
                     off = -1;
                 } else if (off >= 0) {
-                    out_ts = ts; /* the asked time: the record's own is not looked up */
+                    out_ts = record_timestamp(pl, off);
                 }
             }
             sl_buf_put_i32(b, part);

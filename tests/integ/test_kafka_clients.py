@@ -56,9 +56,10 @@ def kcat_roundtrip(srv, topic, extra):
         if strs != sorted(strs):
             bad = next(i for i in range(1, len(strs)) if strs[i] < strs[i - 1])
             detail.append(f"partition {p}: {strs[bad - 1]} before {strs[bad]} (offset {bad})")
-    check(not detail and len(by_part) == 3,
-          f"{topic}: offsets 0..n-1 and lines in produce order in each of 3 partitions "
-          f"({len(by_part)} partitions) {'; '.join(detail)}")
+    # Which of the 3 partitions get data is librdkafka's (sticky random) choice for null keys.
+    check(not detail and 1 <= len(by_part) <= 3,
+          f"{topic}: offsets 0..n-1 and lines in produce order in each partition used "
+          f"({len(by_part)} of 3) {'; '.join(detail)}")
     if detail:
         print(produce_log[-3000:])
     return by_part
@@ -70,10 +71,11 @@ def test_kcat(srv):
     out = kcat(srv, "-L")
     check('topic "plain" with 3 partitions' in out.stdout and 'topic "gz"' in out.stdout,
           "kcat -L lists the topics")
-    # By offset.
-    out = kcat(srv, "-C", "-t", "plain", "-p", "0", "-o", "1000", "-c", "5", "-e", "-q",
+    # By offset, in the partition that got the most lines.
+    big = max(by_part, key=lambda p: len(by_part[p]))
+    out = kcat(srv, "-C", "-t", "plain", "-p", str(big), "-o", "1000", "-c", "5", "-e", "-q",
                "-f", "%o %s\\n")
-    want = [f"{o} {s}" for o, s in by_part[0][1000:1005]]
+    want = [f"{o} {s}" for o, s in by_part[big][1000:1005]]
     check(out.stdout.splitlines() == want, "kcat -o 1000 -c 5 reads offsets 1000..1004")
     # By timestamp: a first batch, a pause, a second batch; s@t starts at the second one.
     kcat(srv, "-P", "-t", "ts", "-p", "0", input_text="\n".join(f"a{i}" for i in range(50)) + "\n")
@@ -159,6 +161,28 @@ def test_kafka_python(srv):
     check(sorted(got) == sorted(b"kp-%d" % i for i in range(3000)),
           "kafka-python consumer (no group) reads back every record")
     check(sum(ends.values()) == 3000, "ListOffsets latest adds up to 3000")
+
+    # By timestamp: the answer names the first record at or after the time, with that
+    # record's own timestamp (Kafka's OffsetAndTimestamp).
+    p = KafkaProducer(bootstrap_servers=srv.bootstrap, acks="all")
+    base = int(time.time() * 1000) - 100000
+    for i in range(10):
+        p.send("kpts", value=b"t%d" % i, partition=0, timestamp_ms=base + i * 1000)
+        p.flush(10)  # one batch per record, then one batch of ten: both kinds are looked in
+    for i in range(10, 20):
+        p.send("kpts", value=b"t%d" % i, partition=0, timestamp_ms=base + i * 1000)
+    p.flush(10)
+    p.close()
+    c = KafkaConsumer(bootstrap_servers=srv.bootstrap, group_id=None)
+    tp = TopicPartition("kpts", 0)
+    for asked, want_off in ((base + 3500, 4), (base + 5000, 5), (base + 14200, 15), (base, 0)):
+        got = c.offsets_for_times({tp: asked})[tp]
+        check(got is not None and got.offset == want_off and
+              got.timestamp == base + want_off * 1000,
+              f"offsets_for_times({asked - base:+d} ms): {got}")
+    check(c.offsets_for_times({tp: base + 60000})[tp] is None,
+          "offsets_for_times past the newest record: none")
+    c.close()
 
 
 def produce_ck(srv, topic, values):
