@@ -7,6 +7,7 @@
 #include "common/log.h"
 
 #include <ev.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@ static const struct sl_prog agent_prog = {
     .embedded = agent_conf_embedded,
     .embedded_name = "<embedded agent.yaml>",
     .root = &agent_conf_section,
+    .log_level_offset = offsetof(struct agent_conf, log_level),
 };
 
 struct agent_main {
@@ -69,9 +71,7 @@ static int agent_reload(void *arg)
         sl_conf_free(&agent_conf_section, &fresh);
         return -1;
     }
-    sl_log_threshold = fresh.log_level;
-    if (m->args->log_level)
-        sl_log_set_level_name(m->args->log_level);
+    sl_prog_apply_log_level(&agent_prog, m->args, &fresh);
     m->conf->log_level = fresh.log_level;
     sl_conf_free(&agent_conf_section, &fresh);
     SL_NOTICE(AGENT_NAME, "configuration reloaded; log level %s",
@@ -89,21 +89,11 @@ int main(int argc, char **argv)
 {
     sl_log_init();
     struct sl_prog_args args;
-    int rc = sl_prog_parse_args(&agent_prog, argc, argv, &args);
-    if (rc >= 0)
-        return rc;
     struct agent_conf conf;
     memset(&conf, 0, sizeof(conf));
-    if (sl_prog_load_conf(&agent_prog, &args, &conf) != 0)
-        return 1;
-    if (args.check_config) {
-        printf("%s: configuration OK\n", agent_prog.name);
-        sl_conf_free(&agent_conf_section, &conf);
-        return 0;
-    }
-    sl_log_threshold = conf.log_level;
-    if (args.log_level)
-        sl_log_set_level_name(args.log_level);
+    int rc = sl_prog_setup(&agent_prog, argc, argv, &args, &conf);
+    if (rc >= 0)
+        return rc;
 
     rc = 1;
     struct sl_err err = {{0}};

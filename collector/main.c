@@ -8,6 +8,7 @@
 #include "common/log.h"
 
 #include <ev.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ static const struct sl_prog coll_prog = {
     .embedded = coll_conf_embedded,
     .embedded_name = "<embedded collector.yaml>",
     .root = &coll_conf_section,
+    .log_level_offset = offsetof(struct coll_conf, log_level),
 };
 
 struct coll_main {
@@ -89,9 +91,7 @@ static int coll_reload(void *arg)
     memset(&fresh, 0, sizeof(fresh));
     if (sl_prog_load_conf(&coll_prog, m->args, &fresh) != 0)
         return -1;
-    sl_log_threshold = fresh.log_level;
-    if (m->args->log_level)
-        sl_log_set_level_name(m->args->log_level);
+    sl_prog_apply_log_level(&coll_prog, m->args, &fresh);
     m->conf->log_level = fresh.log_level;
     /* Swap the topic settings in; fresh then holds the old ones and is released with them. */
     struct coll_topic_conf defaults = m->conf->topic_defaults;
@@ -118,21 +118,11 @@ int main(int argc, char **argv)
 {
     sl_log_init();
     struct sl_prog_args args;
-    int rc = sl_prog_parse_args(&coll_prog, argc, argv, &args);
-    if (rc >= 0)
-        return rc;
     struct coll_conf conf;
     memset(&conf, 0, sizeof(conf));
-    if (sl_prog_load_conf(&coll_prog, &args, &conf) != 0)
-        return 1;
-    if (args.check_config) {
-        printf("%s: configuration OK\n", coll_prog.name);
-        sl_conf_free(&coll_conf_section, &conf);
-        return 0;
-    }
-    sl_log_threshold = conf.log_level;
-    if (args.log_level)
-        sl_log_set_level_name(args.log_level);
+    int rc = sl_prog_setup(&coll_prog, argc, argv, &args, &conf);
+    if (rc >= 0)
+        return rc;
 
     rc = 1;
     struct sl_err err = {{0}};

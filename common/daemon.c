@@ -194,6 +194,32 @@ out:
     return rc;
 }
 
+void sl_prog_apply_log_level(const struct sl_prog *prog, const struct sl_prog_args *args,
+                             const void *conf)
+{
+    if (args->log_level)
+        sl_log_set_level_name(args->log_level);
+    else
+        sl_log_threshold = *(const int *)((const char *)conf + prog->log_level_offset);
+}
+
+int sl_prog_setup(const struct sl_prog *prog, int argc, char **argv, struct sl_prog_args *args,
+                  void *conf)
+{
+    int rc = sl_prog_parse_args(prog, argc, argv, args);
+    if (rc >= 0)
+        return rc;
+    if (sl_prog_load_conf(prog, args, conf) != 0)
+        return 1;
+    if (args->check_config) {
+        printf("%s: configuration OK\n", prog->name);
+        sl_conf_free(prog->root, conf);
+        return 0;
+    }
+    sl_prog_apply_log_level(prog, args, conf);
+    return -1;
+}
+
 static double daemon_rss(void *arg)
 {
     (void)arg;

@@ -24,6 +24,7 @@ struct sl_prog {
     const char *embedded;               /* the embedded default configuration (YAML text) */
     const char *embedded_name;          /* how errors name it, e.g. "<embedded collector.yaml>" */
     const struct sl_conf_section *root; /* the program's option table */
+    size_t log_level_offset;            /* offsetof the root struct's `int log_level` */
 };
 
 #define SL_PROG_MAX_SETS 32
@@ -53,6 +54,19 @@ int sl_prog_parse_args(const struct sl_prog *prog, int argc, char **argv,
  * code) when the configuration was rejected; conf then holds nothing.
  */
 int sl_prog_load_conf(const struct sl_prog *prog, const struct sl_prog_args *args, void *conf);
+
+/*
+ * What every program's main() does first: parses argv, loads the configuration into conf
+ * (zeroed by the caller), answers --check-config, and applies the log level (--log-level over
+ * the configuration's). Returns -1 when the program should go on (conf then owns memory that
+ * sl_conf_free() releases), or the exit code to return right away (conf holds nothing).
+ */
+int sl_prog_setup(const struct sl_prog *prog, int argc, char **argv, struct sl_prog_args *args,
+                  void *conf);
+
+/* Sets the log level from a (re)loaded configuration, unless --log-level pinned it. */
+void sl_prog_apply_log_level(const struct sl_prog *prog, const struct sl_prog_args *args,
+                             const void *conf);
 
 /* Called by struct sl_daemon on signals. Each is optional. */
 struct sl_daemon_ops {
