@@ -60,12 +60,22 @@ describe() {
 ) &
 spid=$!
 
+exec 3<> <(:)
+
 stop() {
     local rc=$1
     trap - INT TERM
     kill -TERM "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     printf '\n' >&2
+    # A terminal's Ctrl-C reached the programs as well and they are draining; a second SIGINT
+    # would cut that short. Forward it only to those still running after a while (this shell
+    # alone was signalled).
+    local i
+    for i in $(seq 100); do
+        kill -0 "$apid" 2>/dev/null || kill -0 "$cpid" 2>/dev/null || break
+        read -r -t 0.1 -u 3 _ 2>/dev/null || true
+    done
     kill -INT "$apid" "$cpid" 2>/dev/null || true
     wait "$apid" || rc=1
     wait "$cpid" || rc=1
@@ -75,7 +85,6 @@ trap 'stop 0' INT TERM
 
 # Polls with the `read` builtin's timeout on a pipe that never delivers: no child process of
 # this shell is in the way of the trap, and `wait -n` would reap a child that stop() needs.
-exec 3<> <(:)
 while kill -0 "$cpid" 2>/dev/null && kill -0 "$apid" 2>/dev/null; do
     read -r -t 0.2 -u 3 _ || true
 done
