@@ -16,7 +16,7 @@
  * timer; never: done at once). The flusher's report completes waiters in offset order.
  */
 
-#include "collector/kafka_err.h"
+#include "common/kafka_err.h"
 #include "common/base.h"
 #include "common/log.h"
 #include "common/mem.h"

@@ -2,8 +2,8 @@
 #ifndef SL_COLLECTOR_SERVER_PRIV_H
 #define SL_COLLECTOR_SERVER_PRIV_H
 
-#include "collector/kafka_err.h"
 #include "common/base.h"
+#include "common/kafka_err.h"
 #include "collector/producer_state.h"
 #include "collector/server.h"
 #include "common/buf.h"
@@ -12,22 +12,6 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-/* Kafka error codes the server answers with beyond kafka_err.h's (numbers from Errors.java). */
-enum {
-    KAFKA_E_LEADER_NOT_AVAILABLE = 5,
-    KAFKA_E_NOT_LEADER_FOR_PARTITION = 6,
-    KAFKA_E_REQUEST_TIMED_OUT = 7,
-    KAFKA_E_UNSUPPORTED_VERSION = 35,
-    KAFKA_E_INVALID_REPLICATION_FACTOR = 38,
-    KAFKA_E_INVALID_REQUIRED_ACKS = 21,
-    KAFKA_E_INVALID_REQUEST = 42,
-    KAFKA_E_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
-    KAFKA_E_INVALID_PRODUCER_EPOCH = 47,
-    KAFKA_E_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
-    KAFKA_E_UNKNOWN_PRODUCER_ID = 59,
-    KAFKA_E_POLICY_VIOLATION = 44,
-};
 
 /* The single broker's node id in Metadata. */
 #define COLL_NODE_ID 0

@@ -5,6 +5,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/kafka_err.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,29 +20,6 @@
 #define KAFKA_PRODUCE_MAX  7
 #define KAFKA_METADATA_MIN 1
 #define KAFKA_METADATA_MAX 4
-
-/* Kafka error codes the producer tells apart (the protocol guide's numbering). */
-#define KAFKA_E_NONE                       0
-#define KAFKA_E_CORRUPT_MESSAGE            2
-#define KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION 3
-#define KAFKA_E_LEADER_NOT_AVAILABLE       5
-#define KAFKA_E_NOT_LEADER_FOR_PARTITION   6
-#define KAFKA_E_REQUEST_TIMED_OUT          7
-#define KAFKA_E_MESSAGE_TOO_LARGE          10
-#define KAFKA_E_NETWORK_EXCEPTION          13
-#define KAFKA_E_INVALID_TOPIC_EXCEPTION    17
-#define KAFKA_E_RECORD_LIST_TOO_LARGE      18
-#define KAFKA_E_NOT_ENOUGH_REPLICAS        19
-#define KAFKA_E_NOT_ENOUGH_REPLICAS_AFTER  20
-#define KAFKA_E_INVALID_REQUIRED_ACKS      21
-#define KAFKA_E_TOPIC_AUTHORIZATION_FAILED 29
-#define KAFKA_E_INVALID_TIMESTAMP          32
-#define KAFKA_E_UNSUPPORTED_VERSION        35
-#define KAFKA_E_UNSUPPORTED_FOR_FORMAT     43
-#define KAFKA_E_KAFKA_STORAGE_ERROR        56
-#define KAFKA_E_FENCED_LEADER_EPOCH        74
-#define KAFKA_E_UNKNOWN_LEADER_EPOCH       75
-#define KAFKA_E_INVALID_RECORD             87
 
 /* How the producer reacts to a partition-level error code. */
 enum kafka_err_action {

@@ -1,7 +1,7 @@
 /* Unit tests for the collector's storage: index math, append/read/roll, time lookups, refusals,
  * retention with an injected clock, durability callbacks and fsync failures, and recovery from
  * torn, flipped, zero-filled and garbage tails and from missing indexes. */
-#include "collector/kafka_err.h"
+#include "common/kafka_err.h"
 #include "collector/partition_log.h"
 #include "collector/segment.h"
 #include "collector/storage.h"
