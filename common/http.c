@@ -417,7 +417,7 @@ static const char *status_text(int status)
 }
 
 /* IMF-fixdate, built by hand: strftime's names follow the locale. */
-static void http_date(char out[32])
+static void http_date(char out[64])
 {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -425,10 +425,10 @@ static void http_date(char out[32])
     time_t now = time(NULL);
     struct tm tm;
     if (!gmtime_r(&now, &tm)) {
-        snprintf(out, 32, "Thu, 01 Jan 1970 00:00:00 GMT");
+        snprintf(out, 64, "Thu, 01 Jan 1970 00:00:00 GMT");
         return;
     }
-    snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+    snprintf(out, 64, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
              months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
@@ -436,7 +436,7 @@ static void http_date(char out[32])
 static void http_answer(struct sl_http_conn *c, int status, const char *ctype, const char *body,
                         size_t body_len, bool head, bool allow)
 {
-    char date[32];
+    char date[64];
     http_date(date);
     struct sl_buf *o = &c->out;
     sl_buf_printf(o,
