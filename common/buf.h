@@ -15,6 +15,7 @@ struct sl_bytes {
 };
 
 #define SL_BYTES_NULL   ((struct sl_bytes){NULL, 0})
+#define SL_BYTES(p, n)  ((struct sl_bytes){(const uint8_t *)(p), (n)})
 #define SL_BYTES_STR(s) ((struct sl_bytes){(const uint8_t *)(s), strlen(s)})
 
 /* True when both are null, or both non-null with equal contents. */
