@@ -1,6 +1,7 @@
 /* DeleteTopics (key 20), v0-3: removes topics and every partition's files. */
 #include "collector/server_priv.h"
 
+#include "collector/group_offsets.h"
 #include "collector/topic_name.h"
 
 #include <errno.h>
@@ -51,6 +52,14 @@ int coll_api_delete_topics(struct coll_req *req)
             }
             coll_server_untrack_partition(srv, topic, p);
             coll_pstate_forget_partition(&srv->producers, topic, p);
+        }
+        if (np > 0) {
+            /* Kafka removes a deleted topic's committed offsets from every group. */
+            struct sl_err gerr = {{0}};
+            if (coll_goff_delete_topic(srv->goff, topic, &gerr) != 0 ||
+                coll_goff_flush(srv->goff, srv->groups_conf.commit_sync, &gerr) != 0)
+                SL_ERR("group", "removing the committed offsets of %s: %s", topic, gerr.msg);
+            coll_server_untrack_groups(srv, NULL, topic);
         }
         if (np > 0 && e == KAFKA_E_NONE)
             SL_NOTICE("kafka", "deleted topic %s (%d partition%s)", topic, np, np == 1 ? "" : "s");

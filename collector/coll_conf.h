@@ -2,6 +2,7 @@
 #ifndef SL_COLLECTOR_COLL_CONF_H
 #define SL_COLLECTOR_COLL_CONF_H
 
+#include "collector/group.h"
 #include "collector/partition_log.h"
 #include "collector/server.h"
 #include "collector/topic_conf.h"
@@ -21,6 +22,7 @@ struct coll_conf {
     struct coll_topic_conf topic_defaults;
     struct sl_conf_map topics; /* of struct coll_topic_conf, by topic name */
     struct coll_server_conf server;
+    struct coll_groups_conf groups;
     struct coll_metrics_conf metrics;
 };
 

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
         SL_ERR(COLL_NAME, "%s", err.msg);
         goto out;
     }
+    conf.server.groups = &conf.groups;
     if (coll_server_new(loop, &conf.server, m.storage, m.daemon.metrics, &m.server, &err) != 0) {
         SL_ERR(COLL_NAME, "server: %s", err.msg);
         goto out;

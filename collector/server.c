@@ -346,6 +346,9 @@ int coll_server_new(struct ev_loop *loop, const struct coll_server_conf *conf,
         sl_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
+    rc = coll_server_groups_init(srv, coll_storage_dir(st), err);
+    if (rc != 0)
+        goto fail;
     /* A client vanishing mid-write must be an EPIPE, not a signal (sendfile has no flag). */
     signal(SIGPIPE, SIG_IGN);
 
@@ -476,6 +479,7 @@ void coll_server_free(struct coll_server *srv)
             close(srv->ls[i].fd);
     }
     sl_free(srv->ls);
+    coll_server_groups_fini(srv);
     ev_timer_stop(srv->loop, &srv->stop_timer);
     ev_idle_stop(srv->loop, &srv->stop_idle);
     while (srv->topics) {

@@ -2,6 +2,7 @@
 #ifndef SL_COLLECTOR_SERVER_H
 #define SL_COLLECTOR_SERVER_H
 
+#include "collector/group.h"
 #include "collector/storage.h"
 #include "common/conf.h"
 #include "common/err.h"
@@ -26,6 +27,9 @@ struct coll_server_conf {
     bool auto_create_topics;            /* Metadata creates unknown topics */
     int64_t default_partitions;         /* partitions of auto-created topics (and num -1) */
     bool sendfile;                      /* serve fetches with sendfile(2) (else pread+write) */
+    /* Not an option of this section: the collector's top-level `groups:`, which main points
+     * here; NULL: the option table's defaults. */
+    const struct coll_groups_conf *groups;
 };
 
 /* The option table of struct coll_server_conf, to embed as a SL_CONF_SECTION. */
@@ -36,7 +40,8 @@ struct coll_server;
 /*
  * Creates the server on loop and binds every listener (a wildcard IPv6 listener the host cannot
  * bind is skipped with a warning when another one bound; an empty list, which the option table
- * refuses, makes a server without listeners for tests and fuzzing). conf, storage and metrics are
+ * refuses, makes a server without listeners for tests and fuzzing) and opens the committed
+ * offsets kept in the storage's folder. conf, storage and metrics are
  * borrowed and must outlive the server; metrics may be NULL. Nothing is accepted before
  * coll_server_start. Returns 0 with *out, or -errno / -ENOMEM / SL_ECONFIG with err set.
  */

@@ -4,6 +4,7 @@
 
 #include "common/base.h"
 #include "common/kafka_err.h"
+#include "collector/group.h"
 #include "collector/producer_state.h"
 #include "collector/server.h"
 #include "common/buf.h"
@@ -40,8 +41,20 @@ struct coll_listener {
     ev_io io;
 };
 
+/* A group's gauges, and one per partition it committed (lag): looked up by name at scrape
+ * time, like the partition gauges. partition -1: the group's own (members, generation). */
+struct coll_group_gauges {
+    struct coll_server *srv; /* borrowed */
+    char *group;             /* owned */
+    char *topic;             /* owned; NULL for the group's own */
+    int32_t partition;
+    struct sl_metric *a, *b; /* members/generation, or committed/lag */
+    struct coll_group_gauges *next;
+};
+
 struct coll_conn;
 struct coll_fetch_wait;
+struct coll_goff;
 
 struct coll_server {
     struct ev_loop *loop;                /* borrowed */
@@ -63,6 +76,12 @@ struct coll_server {
     ev_idle stop_idle;               /* reports stop_done from the loop, never from inside stop() */
     struct coll_topic_stats *topics; /* owned list */
     struct coll_part_gauges *part_gauges; /* owned list */
+    struct coll_groups groups;            /* the group coordinator */
+    struct coll_groups_conf groups_conf;
+    struct coll_goff *goff; /* owned: committed offsets */
+    ev_timer group_timer;   /* session expiries and rebalance deadlines */
+    int64_t groups_expired_ms; /* wall clock of the last offset expiry pass */
+    struct coll_group_gauges *group_gauges; /* owned list */
     struct sl_metric *m_conns, *m_accepted, *m_refused, *m_bad_requests;
     struct sl_metric *m_latency[64]; /* per api key */
 };
@@ -136,6 +155,15 @@ int coll_api_versions(struct coll_req *req);
 int coll_api_create_topics(struct coll_req *req);
 int coll_api_delete_topics(struct coll_req *req);
 int coll_api_init_producer_id(struct coll_req *req);
+int coll_api_offset_commit(struct coll_req *req);
+int coll_api_offset_fetch(struct coll_req *req);
+int coll_api_find_coordinator(struct coll_req *req);
+int coll_api_join_group(struct coll_req *req);
+int coll_api_heartbeat(struct coll_req *req);
+int coll_api_leave_group(struct coll_req *req);
+int coll_api_sync_group(struct coll_req *req);
+int coll_api_describe_groups(struct coll_req *req);
+int coll_api_list_groups(struct coll_req *req);
 
 /* api_versions.c: writes the ApiVersions response body of `version` with error. */
 void coll_api_versions_encode(struct sl_buf *b, int16_t version, int16_t error);
@@ -194,6 +222,22 @@ bool coll_str_copy(char *dst, size_t size, struct sl_bytes s);
 void coll_server_track_partition(struct coll_server *srv, const char *topic, int32_t partition);
 /* Drops the gauges of a deleted partition. */
 void coll_server_untrack_partition(struct coll_server *srv, const char *topic, int32_t partition);
+
+/* Wall clock in ms since the epoch (commit timestamps). */
+int64_t coll_server_wall_ms(void);
+
+/* group_server.c: sets up the coordinator (conf->groups or defaults), opens the committed
+ * offsets in data_dir and arms the coordinator's timer. Returns 0 or -errno with err set. */
+int coll_server_groups_init(struct coll_server *srv, const char *data_dir, struct sl_err *err);
+/* Stops the timer, frees the groups and closes the offsets file (connections closed first). */
+void coll_server_groups_fini(struct coll_server *srv);
+
+/* group_server.c: registers the gauges of group and of every partition it committed
+ * (idempotent; after a commit or a join). */
+void coll_server_track_group(struct coll_server *srv, const char *group);
+/* Drops the lag gauges of a deleted topic (every group), or of a removed group (topic NULL
+ * and group set: everything of that group). */
+void coll_server_untrack_groups(struct coll_server *srv, const char *group, const char *topic);
 
 /* Writes a NULLABLE_STRING from a C string (NULL writes null). */
 static inline void coll_put_cstr(struct sl_buf *b, const char *s)

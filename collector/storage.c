@@ -289,6 +289,11 @@ void coll_storage_close(struct coll_storage *st)
     sl_free(st);
 }
 
+const char *coll_storage_dir(const struct coll_storage *st)
+{
+    return st->data_dir;
+}
+
 bool coll_storage_was_clean(const struct coll_storage *st)
 {
     return st->was_clean;

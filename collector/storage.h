@@ -40,6 +40,9 @@ int coll_storage_open(const struct coll_storage_opts *opts, struct coll_storage 
  */
 void coll_storage_close(struct coll_storage *st);
 
+/* The data directory (the committed offsets of consumer groups live there too). */
+const char *coll_storage_dir(const struct coll_storage *st);
+
 /* True when the last run ended with a clean shutdown (the marker was found). */
 bool coll_storage_was_clean(const struct coll_storage *st);
 

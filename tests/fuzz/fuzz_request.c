@@ -112,8 +112,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every refusal names what was wrong */
         coll_resp_free(resp);
     } else if (rc == COLL_API_ASYNC) {
-        /* The slot is an orphan (no connection): completing it frees it. */
-        coll_fetch_flush_all(g.srv);
+        /* No connection here: a parked answer (a long-polling fetch, a JoinGroup waiting for
+         * its rebalance) is cancelled as a closing connection would; anything else is an
+         * orphan that completing frees. */
+        if (resp->cancel)
+            resp->cancel(resp);
+        else
+            coll_fetch_flush_all(g.srv);
     } else {
         if (rc == COLL_API_DONE && (resp->buf.len < 8 || sl_buf_error(&resp->buf)))
             abort(); /* an answer always holds at least the correlation id */

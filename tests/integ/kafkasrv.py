@@ -3,7 +3,8 @@
 It runs $SL_BUILD_DIR/collector/sluice-collector on the embedded configuration with --set
 overrides: the Kafka listener and the metrics endpoint on 127.0.0.1 ephemeral ports, which it
 learns from the collector's log lines. Test options: "--fsync X", "--segment-bytes N" and
-"--validate-records B" set topic_defaults; "--set k=v" sets server.k."""
+"--validate-records B" set topic_defaults; "--set k=v" sets server.k; "--conf k=v" sets any
+key k of collector.yaml (groups.initial_rebalance_delay=1s)."""
 import os
 import re
 import signal
@@ -28,6 +29,8 @@ def collector_args(args):
             out += ["--set", f"topic_defaults.{TOPIC_FLAGS[a]}={v}"]
         elif a == "--set":
             out += ["--set", "server." + v]
+        elif a == "--conf":
+            out += ["--set", v]
         else:
             raise ValueError(f"kafkasrv: unknown option {a}")
     return out
