@@ -70,7 +70,8 @@ def main():
     pport = lst.getsockname()[1]
     tmp = tempfile.mkdtemp(prefix="sl-capture-")
     srv = Server(os.path.join(tmp, "data"), "--set", f"advertised=127.0.0.1:{pport}",
-                 "--set", "default_partitions=2").start()
+                 "--set", "default_partitions=2",
+                 "--conf", "groups.initial_rebalance_delay=0s").start()
     threading.Thread(target=proxy, args=(lst, srv.port), daemon=True).start()
     bs = f"127.0.0.1:{pport}"
     try:
@@ -99,6 +100,21 @@ def main():
         list(kc)
         kc.end_offsets([TopicPartition("cap4", 0)])
         kc.close()
+        # Consumer groups: librdkafka's newest versions and kafka-python's older ones.
+        subprocess.run(["kcat", "-b", bs, "-G", "capg", "-e", "-X", "auto.offset.reset=earliest",
+                        "-X", "session.timeout.ms=6000", "cap"], timeout=30, capture_output=True)
+        kg = KafkaConsumer("cap4", bootstrap_servers=bs, group_id="capk",
+                           consumer_timeout_ms=3000, auto_offset_reset="earliest",
+                           session_timeout_ms=6000, api_version=(2, 0, 0))
+        list(kg)
+        kg.commit()
+        kg.close()
+        from kafka import KafkaAdminClient
+        ka = KafkaAdminClient(bootstrap_servers=bs)
+        ka.list_consumer_groups()
+        ka.describe_consumer_groups(["capk", "capg"])
+        ka.list_consumer_group_offsets("capk")
+        ka.close()
         time.sleep(0.5)
     finally:
         srv.stop()
