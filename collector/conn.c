@@ -156,6 +156,10 @@ static void conn_pop(struct coll_conn *c)
     c->nresp--;
     c->piece = 0;
     c->piece_off = 0;
+    /* Latency as the client sees it: until the last byte left, queueing behind earlier
+     * answers and a slow reader included. */
+    if (r->api_key >= 0 && r->api_key < COLL_API_KEYS)
+        sl_metric_observe(c->srv->m_latency[r->api_key], ev_time() - r->started);
     coll_resp_free(r);
 }
 
@@ -302,8 +306,6 @@ void coll_resp_done(struct coll_resp *r)
     }
     resp_finish(r);
     c->queued += r->total;
-    if (r->api_key >= 0 && r->api_key < COLL_API_KEYS)
-        sl_metric_observe(c->srv->m_latency[r->api_key], ev_time() - r->started);
     if (c->head == r || (c->head && c->head->done))
         conn_after_output(c);
 }

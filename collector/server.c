@@ -407,7 +407,8 @@ int coll_server_new(struct ev_loop *loop, const struct coll_server_conf *conf,
                 continue;
             struct sl_metric_label l = {"api", coll_apis[k].name};
             sl_metrics_add_histogram(metrics, "sluice_kafka_request_duration_seconds",
-                                     "time from a request's arrival to its response being ready",
+                                     "time from a request's arrival until its response "
+                                     "was sent",
                                      &l, 1, latency_bounds, SL_ARRAY_LEN(latency_bounds),
                                      &srv->m_latency[k], NULL);
         }
