@@ -73,6 +73,8 @@ def expected_packages():
         md = os.path.join(SRC, "conf.d", name.split("-")[1] + ".md")
         if name != "sluice-tools" and os.path.exists(md):
             files[f"/usr/share/doc/{name}/{os.path.basename(md)}"] = 0o644
+        if name == "sluice-tools":
+            files["/usr/share/man/man1/sluice.1.gz"] = 0o644
         for c in confs:
             files[c] = 0o644
         out[name] = (os.path.join(BUILD, prog), units, confs, files)

@@ -17,6 +17,7 @@
  *   leader TOPIC PARTITION ID   move a partition's leader
  *   down ID / up ID             take a broker's listener down / up
  *   errors APIKEY CODE...       the next requests of that API fail with these error codes
+ *   rtt ID MS                   delay every answer of broker ID (-1: all brokers) by MS ms
  *   quit                        destroy the cluster and exit 0 (EOF does the same)
  */
 
@@ -32,6 +33,7 @@ typedef int (*mock_topic_create_fn)(void *mc, const char *topic, int parts, int 
 typedef int (*mock_set_leader_fn)(void *mc, const char *topic, int32_t part, int32_t id);
 typedef int (*mock_broker_fn)(void *mc, int32_t id);
 typedef void (*mock_push_errors_fn)(void *mc, int16_t api, size_t cnt, const int *errors);
+typedef int (*mock_set_rtt_fn)(void *mc, int32_t id, int rtt_ms);
 
 static void *sym(void *lib, const char *name)
 {
@@ -71,6 +73,7 @@ int main(int argc, char **argv)
     mock_broker_fn set_up = (mock_broker_fn)sym(lib, "rd_kafka_mock_broker_set_up");
     mock_push_errors_fn push_errors =
         (mock_push_errors_fn)sym(lib, "rd_kafka_mock_push_request_errors_array");
+    mock_set_rtt_fn set_rtt = (mock_set_rtt_fn)sym(lib, "rd_kafka_mock_broker_set_rtt");
 
     char errstr[512];
     void *conf = conf_new();
@@ -101,6 +104,8 @@ int main(int argc, char **argv)
             rc = set_down(mc, x);
         } else if (sscanf(line, "up %d", &x) == 1) {
             rc = set_up(mc, x);
+        } else if (sscanf(line, "rtt %d %d", &x, &y) == 2) {
+            rc = set_rtt(mc, x, y);
         } else if (sscanf(line, "errors %d %255[-0-9 ]", &x, b) == 2) {
             int codes[64];
             size_t n = 0;
