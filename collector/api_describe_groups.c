@@ -47,7 +47,7 @@ int coll_api_describe_groups(struct coll_req *req)
                     meta = SL_BYTES(m->protocols[k].metadata, m->protocols[k].metadata_len);
             sl_buf_put_bytes(b, meta);
             sl_buf_put_bytes(b, stable && m->assignment ? SL_BYTES(m->assignment, m->assignment_len)
-                                                         : SL_BYTES("", 0));
+                                                        : SL_BYTES("", 0));
         }
     }
     return r->err ? r->err : COLL_API_DONE;

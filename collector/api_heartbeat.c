@@ -13,13 +13,13 @@ int coll_api_heartbeat(struct coll_req *req)
     struct sl_bytes group = sl_reader_string(r);
     int32_t generation = sl_reader_i32(r);
     struct sl_bytes member = sl_reader_string(r);
-    if (req->version >= 3)
-        sl_reader_string(r);
+    struct sl_bytes instance = req->version >= 3 ? sl_reader_string(r) : SL_BYTES_NULL;
     if (r->err)
         return r->err;
     struct sl_buf *b = &req->resp->buf;
     if (req->version >= 1)
         sl_buf_put_i32(b, 0);
-    sl_buf_put_i16(b, coll_groups_heartbeat(&req->srv->groups, group, generation, member));
+    sl_buf_put_i16(b,
+                   coll_groups_heartbeat(&req->srv->groups, group, generation, member, instance));
     return COLL_API_DONE;
 }

@@ -84,8 +84,6 @@ int coll_api_join_group(struct coll_req *req)
     coll_group_client_host(req->peer, host, sizeof(host));
     jr.client_host = SL_BYTES_STR(host);
     jr.require_known_member_id = req->version >= 4;
-    if (jr.rebalance_ms < jr.session_ms)
-        jr.rebalance_ms = jr.session_ms;
 
     struct coll_group_op *op = coll_group_op_new(req, join_on_answer, NULL);
     if (!op)
@@ -94,8 +92,9 @@ int coll_api_join_group(struct coll_req *req)
     if (code != KAFKA_E_NONE) {
         SL_DEBUG("group", "JoinGroup from %s refused: error %d", req->peer, code);
     } else {
+        /* Gauges only for groups with members: a minted id alone registers nothing. */
         struct coll_group *g = coll_groups_find(&req->srv->groups, jr.group);
-        if (g)
+        if (g && g->nmembers)
             coll_server_track_group(req->srv, g->name);
     }
     return coll_group_op_finish(op, code, join_encode_error);

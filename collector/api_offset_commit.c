@@ -7,6 +7,7 @@
 #include "common/mem.h"
 
 #include <errno.h>
+#include <string.h>
 
 /*
  * Request:
@@ -32,6 +33,46 @@
 /* Kafka's offset.metadata.max.bytes. */
 #define OC_MAX_METADATA 4096
 
+/* One partition entry of the request, as read. */
+struct oc_part {
+    int32_t partition;
+    int64_t offset;
+    int32_t epoch;
+    struct sl_bytes meta;
+};
+
+static void read_part(struct sl_reader *r, int16_t version, struct oc_part *out)
+{
+    out->partition = sl_reader_i32(r);
+    out->offset = sl_reader_i64(r);
+    out->epoch = version >= 6 ? sl_reader_i32(r) : -1;
+    out->meta = sl_reader_string(r);
+}
+
+/* The error a partition gets before anything is stored (NONE: store it). */
+static int16_t check_part(struct coll_server *srv, int16_t gerr, bool topic_ok, const char *topic,
+                          const struct oc_part *pt)
+{
+    if (gerr != KAFKA_E_NONE)
+        return gerr;
+    if (!topic_ok || !coll_storage_get(srv->st, topic, pt->partition))
+        return KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION;
+    if (pt->meta.p && pt->meta.len > OC_MAX_METADATA)
+        return KAFKA_E_OFFSET_METADATA_TOO_LARGE;
+    if (pt->meta.p && memchr(pt->meta.p, 0, pt->meta.len))
+        return KAFKA_E_INVALID_REQUEST; /* metadata is kept as a C string */
+    return KAFKA_E_NONE;
+}
+
+/* Reads a topic name into topic; false when it cannot be a topic of ours. */
+static bool read_topic(struct sl_reader *r, char topic[COLL_TOPIC_NAME_MAX + 1],
+                       struct sl_bytes *raw)
+{
+    *raw = sl_reader_string(r);
+    return coll_str_copy(topic, COLL_TOPIC_NAME_MAX + 1, *raw) &&
+           coll_topic_name_check(topic, raw->len, NULL) == 0;
+}
+
 int coll_api_offset_commit(struct coll_req *req)
 {
     struct sl_reader *r = &req->r;
@@ -39,8 +80,7 @@ int coll_api_offset_commit(struct coll_req *req)
     struct sl_bytes group = sl_reader_string(r);
     int32_t generation = sl_reader_i32(r);
     struct sl_bytes member = sl_reader_string(r);
-    if (req->version >= 7)
-        sl_reader_string(r);
+    struct sl_bytes instance = req->version >= 7 ? sl_reader_string(r) : SL_BYTES_NULL;
     if (req->version <= 4)
         sl_reader_i64(r);
     int32_t nt = sl_reader_array(r, OC_MAX_TOPICS, 6);
@@ -48,69 +88,66 @@ int coll_api_offset_commit(struct coll_req *req)
         return sl_reader_fail(r, SL_EPARSE, "null topics");
     if (r->err)
         return r->err;
-    int16_t gerr = coll_groups_commit_check(&srv->groups, group, generation, member);
+    size_t topics_at = r->pos;
+
+    /* Pass 1: decode the whole request; a malformed one is refused with nothing stored. */
+    size_t total = 0;
+    for (int32_t t = 0; t < nt && !r->err; t++) {
+        sl_reader_string(r);
+        int32_t np = sl_reader_array(r, OC_MAX_PARTITIONS, 14);
+        if (np < 0 && !r->err)
+            return sl_reader_fail(r, SL_EPARSE, "null partitions");
+        for (int32_t p = 0; p < np && !r->err; p++) {
+            struct oc_part pt;
+            read_part(r, req->version, &pt);
+        }
+        total += np > 0 ? (size_t)np : 0;
+        if (total > OC_MAX_ENTRIES)
+            return sl_reader_fail(r, SL_EPARSE, "too many partitions");
+    }
+    if (r->err)
+        return r->err;
+
+    int16_t gerr = coll_groups_commit_check(&srv->groups, group, generation, member, instance);
     char gname[256];
     if (gerr == KAFKA_E_NONE && !coll_str_copy(gname, sizeof(gname), group))
         gerr = KAFKA_E_INVALID_GROUP_ID;
+    int16_t *errs = sl_calloc(total ? total : 1, sizeof(*errs));
+    if (!errs)
+        return -ENOMEM;
 
-    /* First pass: check and stage every partition, remembering its error. */
-    size_t topics_at = r->pos;
-    int16_t *errs = NULL;
-    size_t nerr = 0, cap = 0;
-    for (int32_t t = 0; t < nt && !r->err; t++) {
-        struct sl_bytes raw = sl_reader_string(r);
+    /* Pass 2: stage every valid commit, then write them with one flush. */
+    struct sl_reader rr;
+    sl_reader_init(&rr, r->p + topics_at, r->len - topics_at);
+    size_t k = 0;
+    for (int32_t t = 0; t < nt; t++) {
         char topic[COLL_TOPIC_NAME_MAX + 1];
-        bool tok = coll_str_copy(topic, sizeof(topic), raw) &&
-                   coll_topic_name_check(topic, raw.len, NULL) == 0;
-        int32_t np = sl_reader_array(r, OC_MAX_PARTITIONS, 14);
-        if (np < 0 && !r->err)
-            sl_reader_fail(r, SL_EPARSE, "null partitions");
-        for (int32_t p = 0; p < np && !r->err; p++) {
-            int32_t part = sl_reader_i32(r);
-            int64_t off = sl_reader_i64(r);
-            int32_t epoch = req->version >= 6 ? sl_reader_i32(r) : -1;
-            struct sl_bytes meta = sl_reader_string(r);
-            if (r->err)
-                break;
-            if (nerr == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                int16_t *n = ncap <= OC_MAX_ENTRIES ? sl_realloc(errs, ncap * sizeof(*n)) : NULL;
-                if (!n) {
-                    sl_free(errs);
-                    return ncap <= OC_MAX_ENTRIES ? -ENOMEM
-                                                  : sl_reader_fail(r, SL_EPARSE,
-                                                                   "too many partitions");
-                }
-                errs = n;
-                cap = ncap;
-            }
-            int16_t e = gerr;
+        struct sl_bytes raw;
+        bool tok = read_topic(&rr, topic, &raw);
+        int32_t np = sl_reader_array(&rr, OC_MAX_PARTITIONS, 14);
+        for (int32_t p = 0; p < np; p++, k++) {
+            struct oc_part pt;
+            read_part(&rr, req->version, &pt);
+            int16_t e = check_part(srv, gerr, tok, topic, &pt);
             char mbuf[OC_MAX_METADATA + 1];
-            if (e == KAFKA_E_NONE && !tok)
-                e = KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION;
-            if (e == KAFKA_E_NONE && !coll_storage_get(srv->st, topic, part))
-                e = KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION;
-            if (e == KAFKA_E_NONE && meta.p && meta.len > OC_MAX_METADATA)
-                e = KAFKA_E_OFFSET_METADATA_TOO_LARGE;
-            else if (e == KAFKA_E_NONE && meta.p && !coll_str_copy(mbuf, sizeof(mbuf), meta))
-                e = KAFKA_E_INVALID_REQUEST; /* a NUL inside: we keep metadata as C strings */
+            if (e == KAFKA_E_NONE && pt.meta.p) {
+                memcpy(mbuf, pt.meta.p, pt.meta.len);
+                mbuf[pt.meta.len] = 0;
+            }
             if (e == KAFKA_E_NONE) {
                 struct sl_err err = {{0}};
-                int rc = coll_goff_put(srv->goff, gname, topic, part, off, epoch,
-                                       meta.p ? mbuf : NULL, coll_server_wall_ms(), &err);
+                int rc = coll_goff_put(srv->goff, gname, topic, pt.partition, pt.offset, pt.epoch,
+                                       pt.meta.p ? mbuf : NULL, coll_server_wall_ms(), &err);
                 if (rc == COLL_GOFF_EMETADATA) {
                     e = KAFKA_E_OFFSET_METADATA_TOO_LARGE;
                 } else if (rc != 0) {
-                    SL_WARN("group", "commit of '%s' %s-%d: %s", gname, topic, part, err.msg);
+                    SL_WARN("group", "commit of '%s' %s-%d: %s", gname, topic, pt.partition,
+                            err.msg);
                     e = KAFKA_E_UNKNOWN_SERVER_ERROR;
                 }
             }
-            errs[nerr++] = e;
+            errs[k] = e;
         }
-    }
-    if (r->err) {
-        sl_free(errs);
-        return r->err;
     }
     struct sl_err ferr = {{0}};
     bool flushed = coll_goff_flush(srv->goff, srv->groups_conf.commit_sync, &ferr) == 0;
@@ -118,29 +155,25 @@ int coll_api_offset_commit(struct coll_req *req)
         SL_ERR("group", "writing the commits of '%.*s' failed: %s", (int)SL_MIN(group.len, 100),
                group.p ? (const char *)group.p : "", ferr.msg);
 
-    /* Second pass: the answer, in request order. */
+    /* Pass 3: the answer, in request order. */
     struct sl_buf *b = &req->resp->buf;
     if (req->version >= 3)
         sl_buf_put_i32(b, 0);
     sl_buf_put_i32(b, nt);
-    struct sl_reader rr;
     sl_reader_init(&rr, r->p + topics_at, r->len - topics_at);
-    size_t k = 0;
+    k = 0;
     for (int32_t t = 0; t < nt; t++) {
         struct sl_bytes raw = sl_reader_string(&rr);
         int32_t np = sl_reader_array(&rr, OC_MAX_PARTITIONS, 14);
         sl_buf_put_string(b, raw.p ? raw : SL_BYTES_STR(""));
         sl_buf_put_i32(b, np);
-        for (int32_t p = 0; p < np; p++) {
-            int32_t part = sl_reader_i32(&rr);
-            sl_reader_i64(&rr);
-            if (req->version >= 6)
-                sl_reader_i32(&rr);
-            sl_reader_string(&rr);
-            int16_t e = errs[k++];
+        for (int32_t p = 0; p < np; p++, k++) {
+            struct oc_part pt;
+            read_part(&rr, req->version, &pt);
+            int16_t e = errs[k];
             if (e == KAFKA_E_NONE && !flushed)
-                e = KAFKA_E_KAFKA_STORAGE_ERROR;
-            sl_buf_put_i32(b, part);
+                e = KAFKA_E_KAFKA_STORAGE_ERROR; /* rolled back: the client retries */
+            sl_buf_put_i32(b, pt.partition);
             sl_buf_put_i16(b, e);
         }
     }

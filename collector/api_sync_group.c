@@ -42,8 +42,7 @@ int coll_api_sync_group(struct coll_req *req)
     struct sl_bytes group = sl_reader_string(r);
     int32_t generation = sl_reader_i32(r);
     struct sl_bytes member = sl_reader_string(r);
-    if (req->version >= 3)
-        sl_reader_string(r);
+    struct sl_bytes instance = req->version >= 3 ? sl_reader_string(r) : SL_BYTES_NULL;
     int32_t na = sl_reader_array(r, SYNC_MAX_ASSIGNMENTS, 6);
     if (na < 0 && !r->err)
         return sl_reader_fail(r, SL_EPARSE, "null assignments");
@@ -63,7 +62,7 @@ int coll_api_sync_group(struct coll_req *req)
         sl_free(as);
         return -ENOMEM;
     }
-    int16_t code = coll_groups_sync(&req->srv->groups, group, generation, member, as,
+    int16_t code = coll_groups_sync(&req->srv->groups, group, generation, member, instance, as,
                                     (size_t)(na > 0 ? na : 0), &op->w);
     sl_free(as);
     return coll_group_op_finish(op, code, sync_encode_error);

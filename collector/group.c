@@ -281,50 +281,67 @@ static bool all_support(const struct coll_group *g, const struct coll_gmember *e
     return true;
 }
 
-/*
- * The protocol every member supports that most members prefer (Kafka's selectProtocol: each
- * member votes for its most preferred protocol among the common ones; ties go to the first
- * member's preference). NULL when none is common, which joins refuse before it can happen.
- */
-static const char *select_protocol(const struct coll_group *g)
+/* Fills g->common: the first member's protocols that every member offers, in its order.
+ * O(members x protocols^2), run once after membership changed. */
+static void common_compute(struct coll_group *g)
 {
-    if (!g->members)
-        return NULL;
+    if (g->common_valid)
+        return;
+    g->ncommon = 0;
     const struct coll_gmember *first = g->members;
-    const char *best = NULL;
-    size_t best_votes = 0;
-    for (size_t c = 0; c < first->nprotocols; c++) {
-        const char *cand = first->protocols[c].name;
-        if (!all_support(g, NULL, cand))
-            continue;
-        size_t votes = 0;
-        for (const struct coll_gmember *m = g->members; m; m = m->next) {
-            for (size_t i = 0; i < m->nprotocols; i++) {
-                if (all_support(g, NULL, m->protocols[i].name)) {
-                    votes += strcmp(m->protocols[i].name, cand) == 0;
-                    break;
-                }
-            }
-        }
-        if (!best || votes > best_votes) {
-            best = cand;
-            best_votes = votes;
-        }
-    }
-    return best;
+    for (size_t c = 0; first && c < first->nprotocols && c < COLL_GROUP_MAX_PROTOCOLS; c++)
+        if (all_support(g, first, first->protocols[c].name))
+            g->common[g->ncommon++] = first->protocols[c].name;
+    g->common_valid = true;
 }
 
-/* Would a member offering ps fit with the group's other members? */
-static bool protocols_fit(const struct coll_group *g, const struct coll_gmember *except,
+static int common_index(const struct coll_group *g, const char *proto)
+{
+    for (size_t i = 0; i < g->ncommon; i++)
+        if (strcmp(g->common[i], proto) == 0)
+            return (int)i;
+    return -1;
+}
+
+/*
+ * The common protocol most members prefer (Kafka's selectProtocol: each member votes for its
+ * first protocol that everyone offers; ties go to the first member's preference). NULL when
+ * none is common, which joins refuse before it can happen.
+ */
+static const char *select_protocol(struct coll_group *g)
+{
+    common_compute(g);
+    size_t votes[COLL_GROUP_MAX_PROTOCOLS] = {0};
+    for (const struct coll_gmember *m = g->members; m; m = m->next) {
+        for (size_t i = 0; i < m->nprotocols; i++) {
+            int k = common_index(g, m->protocols[i].name);
+            if (k >= 0) {
+                votes[k]++;
+                break;
+            }
+        }
+    }
+    size_t best = 0;
+    for (size_t i = 1; i < g->ncommon; i++)
+        if (votes[i] > votes[best])
+            best = i;
+    return g->ncommon ? g->common[best] : NULL;
+}
+
+/* Would a member offering ps fit with the group's other members? A new member (except NULL)
+ * is checked against the cached common set; a member changing its list against the others. */
+static bool protocols_fit(struct coll_group *g, const struct coll_gmember *except,
                           const struct coll_join_protocol *ps, size_t n)
 {
     char name[256];
+    if (!except)
+        common_compute(g);
     for (size_t i = 0; i < n; i++) {
         if (!ps[i].name.p || ps[i].name.len >= sizeof(name))
             continue;
         memcpy(name, ps[i].name.p, ps[i].name.len);
         name[ps[i].name.len] = 0;
-        if (all_support(g, except, name))
+        if (except ? all_support(g, except, name) : common_index(g, name) >= 0)
             return true;
     }
     return false;
@@ -334,9 +351,8 @@ static void remove_member(struct coll_groups *gs, struct coll_group *g, struct c
 
 static void group_log(const struct coll_group *g, const char *what)
 {
-    SL_INFO("group", "'%s' %s: generation %d, %zu member%s, state %s", g->name, what,
-            g->generation, g->nmembers, g->nmembers == 1 ? "" : "s",
-            coll_group_state_name(g->state));
+    SL_INFO("group", "'%s' %s: generation %d, %zu member%s, state %s", g->name, what, g->generation,
+            g->nmembers, g->nmembers == 1 ? "" : "s", coll_group_state_name(g->state));
 }
 
 /* Answers parked syncs with error (a new rebalance began or the group emptied). */
@@ -446,6 +462,9 @@ static void maybe_complete_join(struct coll_groups *gs, struct coll_group *g)
             complete_join(gs, g);
         return;
     }
+    /* Kafka's hasAllMembersJoined: minted ids still on their way back count too. */
+    if (g->pending)
+        return;
     for (struct coll_gmember *m = g->members; m; m = m->next)
         if (!m->join_w)
             return;
@@ -464,6 +483,7 @@ static void remove_member(struct coll_groups *gs, struct coll_group *g, struct c
         return;
     *pp = m->next;
     g->nmembers--;
+    g->common_valid = false;
     struct coll_group_waiter *w = unpark(&m->join_w);
     if (w)
         answer_join_error(w, KAFKA_E_UNKNOWN_MEMBER_ID, m->id);
@@ -527,12 +547,11 @@ static char *mint_member_id(struct coll_groups *gs, struct sl_bytes client_id)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t n = ++gs->minted;
     char buf[160];
-    int len = snprintf(buf, sizeof(buf), "%.*s-%08llx-%04llx-%012llx",
-                       (int)SL_MIN(client_id.p ? client_id.len : 0, 100),
-                       client_id.p ? (const char *)client_id.p : "",
-                       (unsigned long long)(ts.tv_sec & 0xffffffff),
-                       (unsigned long long)(ts.tv_nsec & 0xffff),
-                       (unsigned long long)(n & 0xffffffffffffULL));
+    int len = snprintf(
+        buf, sizeof(buf), "%.*s-%08llx-%04llx-%012llx",
+        (int)SL_MIN(client_id.p ? client_id.len : 0, 100),
+        client_id.p ? (const char *)client_id.p : "", (unsigned long long)(ts.tv_sec & 0xffffffff),
+        (unsigned long long)(ts.tv_nsec & 0xffff), (unsigned long long)(n & 0xffffffffffffULL));
     /* Client ids are free text; keep ids printable. */
     for (int i = 0; i < len; i++)
         if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
@@ -565,14 +584,42 @@ static struct coll_gmember *member_new(struct coll_groups *gs, const struct coll
     return m;
 }
 
-/* Appends m at the end (join order decides the default leader). */
+/* Appends m at the end (join order decides the default leader). The common protocol set is
+ * narrowed in place, so a join storm costs O(protocols^2) per join, not a rescan. */
 static void member_add(struct coll_group *g, struct coll_gmember *m)
 {
+    bool narrow = g->common_valid && g->members;
     struct coll_gmember **pp = &g->members;
     while (*pp)
         pp = &(*pp)->next;
     *pp = m;
     g->nmembers++;
+    if (!narrow) {
+        g->common_valid = false;
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < g->ncommon; i++)
+        if (member_supports(m, g->common[i]))
+            g->common[n++] = g->common[i];
+    g->ncommon = n;
+}
+
+static struct coll_gmember *member_by_instance(struct coll_group *g, struct sl_bytes instance)
+{
+    if (!instance.p || instance.len == 0)
+        return NULL;
+    for (struct coll_gmember *m = g->members; m; m = m->next)
+        if (bytes_eq(instance, m->instance_id))
+            return m;
+    return NULL;
+}
+
+/* FENCED_INSTANCE_ID when instance names a static member that member_id no longer is. */
+static int16_t fenced(struct coll_group *g, struct sl_bytes member_id, struct sl_bytes instance)
+{
+    struct coll_gmember *o = member_by_instance(g, instance);
+    return o && !bytes_eq(member_id, o->id) ? KAFKA_E_FENCED_INSTANCE_ID : KAFKA_E_NONE;
 }
 
 /* A known member's JoinGroup, by state. */
@@ -588,21 +635,16 @@ static int16_t join_known(struct coll_groups *gs, struct coll_group *g, struct c
         protocols_free(m->protocols, m->nprotocols);
         m->protocols = ps;
         m->nprotocols = jr->nprotocols;
+        g->common_valid = false;
     }
     m->session_ms = jr->session_ms;
     m->rebalance_ms = jr->rebalance_ms;
     switch (g->state) {
     case COLL_GROUP_PREPARING: {
         struct coll_group_waiter *old = unpark(&m->join_w);
-        if (old) /* a retried join replaces the older one, as Kafka's does */
-            answer_join_error(old, KAFKA_E_UNKNOWN_MEMBER_ID, m->id);
+        if (old) /* a retried join replaces the older one; the old one just retries */
+            answer_join_error(old, KAFKA_E_REBALANCE_IN_PROGRESS, m->id);
         park(&m->join_w, w);
-        if (g->initial_join) {
-            int64_t t = now(gs);
-            g->rebalance_deadline_ms =
-                SL_MIN(t + gs->conf.initial_rebalance_delay_ms,
-                       g->rebalance_started_ms + max_rebalance_ms(g));
-        }
         maybe_complete_join(gs, g);
         return KAFKA_E_NONE;
     }
@@ -648,6 +690,37 @@ static int16_t join_known(struct coll_groups *gs, struct coll_group *g, struct c
     }
 }
 
+/* A static member restarted (same instance id, no member id): it gets a new member id, the
+ * old incarnation's parked answers are fenced, and it rejoins in the old one's place. */
+static int16_t join_replace_static(struct coll_groups *gs, struct coll_group *g,
+                                   struct coll_gmember *m, const struct coll_join_req *jr,
+                                   struct coll_group_waiter *w)
+{
+    char *id = mint_member_id(gs, jr->client_id);
+    if (!id)
+        return KAFKA_E_UNKNOWN_SERVER_ERROR;
+    if (g->leader && strcmp(g->leader, m->id) == 0) {
+        char *l = sl_strdup(id);
+        if (!l) {
+            sl_free(id);
+            return KAFKA_E_UNKNOWN_SERVER_ERROR;
+        }
+        sl_free(g->leader);
+        g->leader = l;
+    }
+    SL_INFO("group", "'%s': static member %s is now %s", g->name, m->instance_id, id);
+    char *old = m->id;
+    m->id = id;
+    struct coll_group_waiter *ow = unpark(&m->join_w);
+    if (ow)
+        answer_join_error(ow, KAFKA_E_FENCED_INSTANCE_ID, old);
+    ow = unpark(&m->sync_w);
+    if (ow)
+        ow->on_sync(ow, KAFKA_E_FENCED_INSTANCE_ID, SL_BYTES_NULL);
+    sl_free(old);
+    return join_known(gs, g, m, jr, w);
+}
+
 int16_t coll_groups_join(struct coll_groups *gs, const struct coll_join_req *jr,
                          struct coll_group_waiter *w)
 {
@@ -673,9 +746,18 @@ int16_t coll_groups_join(struct coll_groups *gs, const struct coll_join_req *jr,
     bool empty = g->nmembers == 0;
     if (!empty && g->protocol_type && !bytes_eq(jr->protocol_type, g->protocol_type))
         return KAFKA_E_INCONSISTENT_GROUP_PROTOCOL;
+    if (jr->nprotocols > COLL_GROUP_MAX_PROTOCOLS)
+        return KAFKA_E_INCONSISTENT_GROUP_PROTOCOL;
     struct coll_gmember *m = new_member ? NULL : coll_group_member(g, jr->member_id);
+    struct coll_gmember *st = member_by_instance(g, jr->instance_id);
+    if (st && !new_member && st != m)
+        return KAFKA_E_FENCED_INSTANCE_ID;
+    if (st && new_member)
+        m = st; /* a static member's new incarnation takes the old one's place */
     if (!empty && !protocols_fit(g, m, jr->protocols, jr->nprotocols))
         return KAFKA_E_INCONSISTENT_GROUP_PROTOCOL;
+    if (m && new_member)
+        return join_replace_static(gs, g, m, jr, w);
     if (m)
         return join_known(gs, g, m, jr, w);
 
@@ -684,7 +766,12 @@ int16_t coll_groups_join(struct coll_groups *gs, const struct coll_join_req *jr,
         return KAFKA_E_UNKNOWN_MEMBER_ID;
     if (gs->conf.max_members > 0 && (int64_t)g->nmembers >= gs->conf.max_members)
         return KAFKA_E_GROUP_MAX_SIZE_REACHED;
-    if (new_member && jr->require_known_member_id) {
+    if (new_member && jr->require_known_member_id && !jr->instance_id.p) {
+        size_t npend = 0;
+        for (struct coll_gpending *p = g->pending; p; p = p->next)
+            npend++;
+        if (npend >= COLL_GROUP_MAX_PENDING)
+            return KAFKA_E_GROUP_MAX_SIZE_REACHED;
         char *id = mint_member_id(gs, jr->client_id);
         struct coll_gpending *p = sl_calloc(1, sizeof(*p));
         if (!id || !p) {
@@ -723,9 +810,8 @@ int16_t coll_groups_join(struct coll_groups *gs, const struct coll_join_req *jr,
     case COLL_GROUP_PREPARING:
         if (g->initial_join) {
             int64_t t = now(gs);
-            g->rebalance_deadline_ms =
-                SL_MIN(t + gs->conf.initial_rebalance_delay_ms,
-                       g->rebalance_started_ms + max_rebalance_ms(g));
+            g->rebalance_deadline_ms = SL_MIN(t + gs->conf.initial_rebalance_delay_ms,
+                                              g->rebalance_started_ms + max_rebalance_ms(g));
         }
         maybe_complete_join(gs, g);
         break;
@@ -741,12 +827,16 @@ int16_t coll_groups_join(struct coll_groups *gs, const struct coll_join_req *jr,
 }
 
 int16_t coll_groups_sync(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
-                         struct sl_bytes member_id, const struct coll_sync_assignment *as,
-                         size_t nas, struct coll_group_waiter *w)
+                         struct sl_bytes member_id, struct sl_bytes instance_id,
+                         const struct coll_sync_assignment *as, size_t nas,
+                         struct coll_group_waiter *w)
 {
     struct coll_group *g = coll_groups_find(gs, group);
     if (!g)
         return KAFKA_E_UNKNOWN_MEMBER_ID;
+    int16_t f = fenced(g, member_id, instance_id);
+    if (f)
+        return f;
     struct coll_gmember *m = coll_group_member(g, member_id);
     if (!m)
         return KAFKA_E_UNKNOWN_MEMBER_ID;
@@ -817,11 +907,14 @@ int16_t coll_groups_sync(struct coll_groups *gs, struct sl_bytes group, int32_t 
 }
 
 int16_t coll_groups_heartbeat(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
-                              struct sl_bytes member_id)
+                              struct sl_bytes member_id, struct sl_bytes instance_id)
 {
     struct coll_group *g = coll_groups_find(gs, group);
     if (!g)
         return KAFKA_E_UNKNOWN_MEMBER_ID;
+    int16_t f = fenced(g, member_id, instance_id);
+    if (f)
+        return f;
     struct coll_gmember *m = coll_group_member(g, member_id);
     if (g->state == COLL_GROUP_DEAD)
         return KAFKA_E_COORDINATOR_NOT_AVAILABLE;
@@ -850,29 +943,45 @@ int16_t coll_groups_leave(struct coll_groups *gs, struct sl_bytes group, struct 
     return KAFKA_E_NONE;
 }
 
-int16_t coll_groups_commit_check(struct coll_groups *gs, struct sl_bytes group,
-                                 int32_t generation, struct sl_bytes member_id)
+int16_t coll_groups_commit_check(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
+                                 struct sl_bytes member_id, struct sl_bytes instance_id)
 {
     if (!name_ok(group))
         return KAFKA_E_INVALID_GROUP_ID;
     struct coll_group *g = coll_groups_find(gs, group);
-    bool standalone = generation < 0 && (!member_id.p || member_id.len == 0);
     if (!g) {
-        if (!standalone)
+        if (generation >= 0)
             return KAFKA_E_ILLEGAL_GENERATION;
         return coll_groups_ensure(gs, group) ? KAFKA_E_NONE : KAFKA_E_UNKNOWN_SERVER_ERROR;
     }
-    if (standalone)
-        return g->nmembers == 0 ? KAFKA_E_NONE : KAFKA_E_ILLEGAL_GENERATION;
-    if (g->state == COLL_GROUP_COMPLETING)
-        return KAFKA_E_REBALANCE_IN_PROGRESS;
+    if (generation < 0 && g->nmembers == 0)
+        return KAFKA_E_NONE; /* a standalone (or admin) commit to a group without members */
+    int16_t f = fenced(g, member_id, instance_id);
+    if (f)
+        return f;
     struct coll_gmember *m = coll_group_member(g, member_id);
     if (!m)
         return KAFKA_E_UNKNOWN_MEMBER_ID;
     if (generation != g->generation)
         return KAFKA_E_ILLEGAL_GENERATION;
+    if (g->state == COLL_GROUP_COMPLETING)
+        return KAFKA_E_REBALANCE_IN_PROGRESS;
     m->last_seen_ms = now(gs);
     return KAFKA_E_NONE;
+}
+
+void coll_groups_unload(struct coll_groups *gs)
+{
+    for (struct coll_group *g = gs->groups; g; g = g->next) {
+        for (struct coll_gmember *m = g->members; m; m = m->next) {
+            struct coll_group_waiter *w = unpark(&m->join_w);
+            if (w)
+                answer_join_error(w, KAFKA_E_NOT_COORDINATOR, m->id);
+            w = unpark(&m->sync_w);
+            if (w)
+                w->on_sync(w, KAFKA_E_NOT_COORDINATOR, SL_BYTES_NULL);
+        }
+    }
 }
 
 /* ---- time ------------------------------------------------------------------------------ */
@@ -890,9 +999,10 @@ int64_t coll_groups_tick(struct coll_groups *gs)
     for (struct coll_group *g = gs->groups; g; g = g->next) {
         for (struct coll_gpending *p = g->pending, *pn; p; p = pn) {
             pn = p->next;
-            if (p->expires_ms <= t)
+            if (p->expires_ms <= t) {
                 pending_remove(g, p);
-            else
+                maybe_complete_join(gs, g);
+            } else
                 next = next_deadline(next, p->expires_ms, t);
         }
         /* Members parked on an answer are alive by definition (Kafka's shouldKeepAlive). */
@@ -902,8 +1012,8 @@ int64_t coll_groups_tick(struct coll_groups *gs)
                 continue;
             int64_t at = m->last_seen_ms + m->session_ms;
             if (at <= t) {
-                SL_NOTICE("group", "'%s': member %s (%s) sent nothing for %d ms; removed",
-                          g->name, m->id, m->client_host, m->session_ms);
+                SL_NOTICE("group", "'%s': member %s (%s) sent nothing for %d ms; removed", g->name,
+                          m->id, m->client_host, m->session_ms);
                 member_gone(gs, g, m, "session timed out");
                 /* The list changed under us; deadlines are rescanned on the next tick. */
                 next = next_deadline(next, t, t);

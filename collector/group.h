@@ -31,6 +31,11 @@
  * Members joining with JoinGroup v4+ and no member id get one minted and
  * MEMBER_ID_REQUIRED; they are "pending" until they join again with it (or their session
  * timeout passes).
+ *
+ * Static members (JoinGroup v5 with a group_instance_id) keep their place across restarts: a
+ * join with a known instance id and no member id replaces the old incarnation (a new member id;
+ * the old one is fenced with FENCED_INSTANCE_ID) and, when nothing else changed, gets the
+ * current generation and assignment without a rebalance.
  */
 
 #include "common/base.h"
@@ -40,6 +45,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Protocols one member may offer (librdkafka offers two or three). */
+#define COLL_GROUP_MAX_PROTOCOLS 64
+/* Member ids minted for v4+ joins and not used yet, per group: a bound on what a client can
+ * make the coordinator hold without ever becoming a member. */
+#define COLL_GROUP_MAX_PENDING 1000
 
 enum coll_group_state {
     COLL_GROUP_EMPTY,
@@ -134,9 +145,9 @@ struct coll_group {
     char *name; /* owned */
     enum coll_group_state state;
     int32_t generation;
-    char *protocol_type; /* owned; NULL until a member joined */
-    char *protocol;      /* owned; the chosen protocol of this generation, NULL in Empty */
-    char *leader;        /* owned; member id, NULL when none */
+    char *protocol_type;          /* owned; NULL until a member joined */
+    char *protocol;               /* owned; the chosen protocol of this generation, NULL in Empty */
+    char *leader;                 /* owned; member id, NULL when none */
     struct coll_gmember *members; /* owned list, join order */
     size_t nmembers;
     struct coll_gpending *pending; /* owned list */
@@ -144,6 +155,11 @@ struct coll_group {
     int64_t rebalance_started_ms;
     bool initial_join; /* PreparingRebalance from Empty: complete only at the (sliding) delay */
     int64_t empty_since_ms; /* for offset expiry: when the group became Empty */
+    /* The protocol names every member offers (borrowed from the first member), recomputed
+     * after membership changes: joins check against it without rescanning every member. */
+    const char *common[COLL_GROUP_MAX_PROTOCOLS];
+    size_t ncommon;
+    bool common_valid;
 };
 
 /* Coordinator settings (the collector's `groups:` section). */
@@ -203,13 +219,15 @@ struct coll_sync_assignment {
     struct sl_bytes assignment;
 };
 int16_t coll_groups_sync(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
-                         struct sl_bytes member_id, const struct coll_sync_assignment *as,
-                         size_t nas, struct coll_group_waiter *w);
+                         struct sl_bytes member_id, struct sl_bytes instance_id,
+                         const struct coll_sync_assignment *as, size_t nas,
+                         struct coll_group_waiter *w);
 
 /* Heartbeat: the error to answer (NONE, REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
- * UNKNOWN_MEMBER_ID, COORDINATOR_NOT_AVAILABLE). */
+ * UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, COORDINATOR_NOT_AVAILABLE). instance_id: p NULL when
+ * the request has none (before v3, or a dynamic member). */
 int16_t coll_groups_heartbeat(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
-                              struct sl_bytes member_id);
+                              struct sl_bytes member_id, struct sl_bytes instance_id);
 
 /* LeaveGroup: removes the member (answering its parked join with UNKNOWN_MEMBER_ID) and
  * rebalances the rest. Returns the error to answer. */
@@ -217,17 +235,22 @@ int16_t coll_groups_leave(struct coll_groups *gs, struct sl_bytes group, struct 
 
 /*
  * May (group, generation, member) commit offsets now? NONE, or the error Kafka gives:
- * a commit with generation -1 and no member id is a standalone commit, allowed when the group
- * has no members (the group is created, Empty, when it did not exist);
- * COMPLETING: REBALANCE_IN_PROGRESS; unknown member: UNKNOWN_MEMBER_ID; other generation:
- * ILLEGAL_GENERATION. A member's commit also counts as a sign of life.
+ * a commit with a negative generation is a standalone commit, allowed when the group has no
+ * members (the group is created, Empty, when it did not exist); otherwise an unknown member is
+ * UNKNOWN_MEMBER_ID (FENCED_INSTANCE_ID for a replaced static member), another generation
+ * ILLEGAL_GENERATION, and a commit during CompletingRebalance REBALANCE_IN_PROGRESS. A
+ * member's commit also counts as a sign of life.
  */
-int16_t coll_groups_commit_check(struct coll_groups *gs, struct sl_bytes group,
-                                 int32_t generation, struct sl_bytes member_id);
+int16_t coll_groups_commit_check(struct coll_groups *gs, struct sl_bytes group, int32_t generation,
+                                 struct sl_bytes member_id, struct sl_bytes instance_id);
 
 /* Creates the group (Empty) if it does not exist (committed offsets loaded at start make
  * their groups exist). Returns it, or NULL on -ENOMEM or a bad name. */
 struct coll_group *coll_groups_ensure(struct coll_groups *gs, struct sl_bytes name);
+
+/* At a graceful stop: answers every parked JoinGroup and SyncGroup with NOT_COORDINATOR
+ * (clients look for the coordinator again and rejoin), as Kafka does when it unloads a group. */
+void coll_groups_unload(struct coll_groups *gs);
 
 /* Removes group (Empty only; DeleteGroups and offset expiry). Returns NONE, GROUP_ID_NOT_FOUND
  * or NON_EMPTY_GROUP. */

@@ -14,11 +14,10 @@ static void op_cancel(struct coll_resp *resp)
     coll_resp_free(resp);
 }
 
-struct coll_group_op *coll_group_op_new(struct coll_req *req,
-                                        void (*on_join)(struct coll_group_waiter *,
-                                                        const struct coll_join_result *),
-                                        void (*on_sync)(struct coll_group_waiter *, int16_t,
-                                                        struct sl_bytes))
+struct coll_group_op *
+coll_group_op_new(struct coll_req *req,
+                  void (*on_join)(struct coll_group_waiter *, const struct coll_join_result *),
+                  void (*on_sync)(struct coll_group_waiter *, int16_t, struct sl_bytes))
 {
     struct coll_group_op *op = sl_calloc(1, sizeof(*op));
     if (!op)
@@ -45,6 +44,13 @@ int coll_group_op_finish(struct coll_group_op *op, int16_t code,
                          void (*encode_error)(struct sl_buf *b, int16_t version, int16_t code))
 {
     op->in_handler = false;
+    if (!op->resp->conn && code == KAFKA_E_NONE && !op->answered) {
+        /* The connection closed while the handler ran (its slot is an orphan nobody will
+         * cancel): take the waiter back, or a dead member would stay parked and alive. */
+        coll_group_waiter_cancel(&op->w);
+        sl_free(op);
+        return COLL_API_DONE;
+    }
     if (code != KAFKA_E_NONE || op->answered) {
         if (code != KAFKA_E_NONE)
             encode_error(&op->resp->buf, op->version, code);

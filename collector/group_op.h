@@ -20,11 +20,10 @@ struct coll_group_op {
 };
 
 /* Allocates an op for req with the given callbacks (one of them NULL); NULL on -ENOMEM. */
-struct coll_group_op *coll_group_op_new(struct coll_req *req,
-                                        void (*on_join)(struct coll_group_waiter *,
-                                                        const struct coll_join_result *),
-                                        void (*on_sync)(struct coll_group_waiter *, int16_t,
-                                                        struct sl_bytes));
+struct coll_group_op *
+coll_group_op_new(struct coll_req *req,
+                  void (*on_join)(struct coll_group_waiter *, const struct coll_join_result *),
+                  void (*on_sync)(struct coll_group_waiter *, int16_t, struct sl_bytes));
 
 /* After the callback encoded the answer into op->resp->buf: completes the slot when the handler
  * already returned, and frees the op (or leaves that to coll_group_op_finish). */

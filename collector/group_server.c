@@ -14,7 +14,7 @@
 #include <time.h>
 
 /* The coordinator's timer never sleeps longer, so offset expiry runs about this often. */
-#define GROUP_TICK_MAX_S 1.0
+#define GROUP_TICK_MAX_S      1.0
 #define GROUP_EXPIRY_EVERY_MS 60000
 
 int64_t coll_server_wall_ms(void)
@@ -160,6 +160,11 @@ static void expire_offsets(struct coll_server *srv)
         next = g->next;
         if (g->nmembers || g->pending || g->state != COLL_GROUP_EMPTY)
             continue;
+        /* Kafka 2.1+: retention counts from when the group emptied (or from this start, for
+         * groups loaded from disk), and from its last commit. */
+        int64_t empty_for = srv->groups.now_ms(srv->groups.clock_arg) - g->empty_since_ms;
+        if (empty_for < srv->groups_conf.offsets_retention_ms)
+            continue;
         struct newest_ctx c = {INT64_MIN};
         coll_goff_foreach(srv->goff, g->name, newest_commit, &c);
         bool has = c.newest != INT64_MIN;
@@ -173,8 +178,10 @@ static void expire_offsets(struct coll_server *srv)
         if (has && coll_goff_flush(srv->goff, false, &err) != 0)
             SL_WARN("group", "expiring the offsets of '%s': %s", g->name, err.msg);
         if (has)
-            SL_NOTICE("group", "'%s': committed offsets expired (no members, last commit over "
-                               "offsets_retention ago)", g->name);
+            SL_NOTICE("group",
+                      "'%s': committed offsets expired (no members, last commit over "
+                      "offsets_retention ago)",
+                      g->name);
         coll_server_untrack_groups(srv, g->name, NULL);
         coll_groups_delete(&srv->groups, SL_BYTES_STR(g->name));
     }
@@ -192,8 +199,8 @@ static void group_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         srv->groups_expired_ms = now;
         expire_offsets(srv);
     }
-    double in = next < 0 ? GROUP_TICK_MAX_S : SL_MIN((double)next / 1000.0 + 0.001,
-                                                      GROUP_TICK_MAX_S);
+    double in =
+        next < 0 ? GROUP_TICK_MAX_S : SL_MIN((double)next / 1000.0 + 0.001, GROUP_TICK_MAX_S);
     w->repeat = in;
     ev_timer_again(loop, w);
 }
@@ -215,8 +222,8 @@ int coll_server_groups_init(struct coll_server *srv, const char *data_dir, struc
     } else {
         struct sl_conf_errors errs;
         memset(&errs, 0, sizeof(errs));
-        if (sl_conf_load_string(&coll_groups_conf_section, &srv->groups_conf, "<defaults>", "{}",
-                                2, &errs) != 0)
+        if (sl_conf_load_string(&coll_groups_conf_section, &srv->groups_conf, "<defaults>", "{}", 2,
+                                &errs) != 0)
             return sl_err_set(err, -ENOMEM, "out of memory");
         sl_conf_free(&coll_groups_conf_section, &srv->groups_conf);
     }

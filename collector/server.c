@@ -445,6 +445,7 @@ void coll_server_stop(struct coll_server *srv, void (*done)(void *arg), void *ar
     }
     srv->nls = 0;
     coll_fetch_flush_all(srv);
+    coll_groups_unload(&srv->groups);
     /* Drain each connection; a drained one closes and unlinks itself, so walk a snapshot. */
     size_t n = srv->nconns;
     struct coll_conn **snap = n ? sl_calloc(n, sizeof(*snap)) : NULL;

@@ -73,8 +73,8 @@ static const struct coll_groups_conf conf = {
     .offsets_retention_ms = 7 * 86400000LL,
 };
 
-static struct coll_join_protocol range_proto[] = {{{(const uint8_t *)"range", 5},
-                                                   {(const uint8_t *)"meta", 4}}};
+static struct coll_join_protocol range_proto[] = {
+    {{(const uint8_t *)"range", 5}, {(const uint8_t *)"meta", 4}}};
 
 static struct coll_join_req jreq(const char *group, const char *member, bool v4)
 {
@@ -105,7 +105,7 @@ static void sync_as(struct coll_groups *gs, struct client *c, const char *group,
                     const struct coll_sync_assignment *as, size_t n)
 {
     assert_int_equal(coll_groups_sync(gs, SL_BYTES_STR(group), c->generation,
-                                      SL_BYTES_STR(c->member_id), as, n, &c->w),
+                                      SL_BYTES_STR(c->member_id), SL_BYTES_NULL, as, n, &c->w),
                      KAFKA_E_NONE);
 }
 
@@ -164,8 +164,9 @@ static void test_first_generation(void **state)
     assert_string_equal(a.assignment, "p0,p1");
     assert_string_equal(b.assignment, "p2");
     assert_int_equal(grp(&gs, "g")->state, COLL_GROUP_STABLE);
-    assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(b.member_id)),
-                     KAFKA_E_NONE);
+    assert_int_equal(
+        coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(b.member_id), SL_BYTES_NULL),
+        KAFKA_E_NONE);
     coll_groups_fini(&gs);
 }
 
@@ -262,7 +263,7 @@ static void test_join_storm(void **state)
     assert_int_equal(grp(&gs, "storm")->state, COLL_GROUP_PREPARING);
     for (int i = 0; i < N; i++) {
         assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("storm"), 1,
-                                               SL_BYTES_STR(cs[i].member_id)),
+                                               SL_BYTES_STR(cs[i].member_id), SL_BYTES_NULL),
                          KAFKA_E_REBALANCE_IN_PROGRESS);
         join(&gs, &cs[i], "storm");
     }
@@ -334,24 +335,27 @@ static void test_heartbeat_expiry(void **state)
     two_stable(&gs, &a, &b);
     for (int i = 0; i < 4; i++) {
         clock_ms += 3000;
-        assert_int_equal(
-            coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id)),
-            KAFKA_E_NONE);
+        assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id),
+                                               SL_BYTES_NULL),
+                         KAFKA_E_NONE);
         coll_groups_tick(&gs);
     }
     /* b said nothing for 12 s (> its 10 s session): gone. */
     assert_int_equal(grp(&gs, "g")->nmembers, 1);
     assert_int_equal(grp(&gs, "g")->state, COLL_GROUP_PREPARING);
-    assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(b.member_id)),
-                     KAFKA_E_UNKNOWN_MEMBER_ID);
-    assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id)),
-                     KAFKA_E_REBALANCE_IN_PROGRESS);
+    assert_int_equal(
+        coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(b.member_id), SL_BYTES_NULL),
+        KAFKA_E_UNKNOWN_MEMBER_ID);
+    assert_int_equal(
+        coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id), SL_BYTES_NULL),
+        KAFKA_E_REBALANCE_IN_PROGRESS);
     join(&gs, &a, "g");
     assert_int_equal(a.generation, 2);
-    assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id)),
-                     KAFKA_E_ILLEGAL_GENERATION);
-    assert_int_equal(coll_groups_sync(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id), NULL,
-                                      0, &a.w),
+    assert_int_equal(
+        coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id), SL_BYTES_NULL),
+        KAFKA_E_ILLEGAL_GENERATION);
+    assert_int_equal(coll_groups_sync(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id),
+                                      SL_BYTES_NULL, NULL, 0, &a.w),
                      KAFKA_E_ILLEGAL_GENERATION);
     /* A member parked in JoinGroup is never expired; one that stops rejoining is removed at
      * the rebalance deadline. */
@@ -423,11 +427,13 @@ static void test_commit_check(void **state)
     (void)state;
     struct coll_groups gs;
     setup_gs(&gs);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("solo"), -1, SL_BYTES_STR("")),
-                     KAFKA_E_NONE);
+    assert_int_equal(
+        coll_groups_commit_check(&gs, SL_BYTES_STR("solo"), -1, SL_BYTES_STR(""), SL_BYTES_NULL),
+        KAFKA_E_NONE);
     assert_non_null(grp(&gs, "solo"));
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("nope"), 3, SL_BYTES_STR("x")),
-                     KAFKA_E_ILLEGAL_GENERATION);
+    assert_int_equal(
+        coll_groups_commit_check(&gs, SL_BYTES_STR("nope"), 3, SL_BYTES_STR("x"), SL_BYTES_NULL),
+        KAFKA_E_ILLEGAL_GENERATION);
     struct client a, b;
     client_init(&a);
     client_init(&b);
@@ -435,17 +441,22 @@ static void test_commit_check(void **state)
     join(&gs, &b, "g");
     clock_ms += 3000;
     coll_groups_tick(&gs);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id)),
+    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id),
+                                              SL_BYTES_NULL),
                      KAFKA_E_REBALANCE_IN_PROGRESS);
     sync_as(&gs, &a, "g", NULL, 0);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id)),
+    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(a.member_id),
+                                              SL_BYTES_NULL),
                      KAFKA_E_NONE);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 0, SL_BYTES_STR(a.member_id)),
+    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 0, SL_BYTES_STR(a.member_id),
+                                              SL_BYTES_NULL),
                      KAFKA_E_ILLEGAL_GENERATION);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR("who")),
-                     KAFKA_E_UNKNOWN_MEMBER_ID);
-    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), -1, SL_BYTES_STR("")),
-                     KAFKA_E_ILLEGAL_GENERATION);
+    assert_int_equal(
+        coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR("who"), SL_BYTES_NULL),
+        KAFKA_E_UNKNOWN_MEMBER_ID);
+    assert_int_equal(
+        coll_groups_commit_check(&gs, SL_BYTES_STR("g"), -1, SL_BYTES_STR(""), SL_BYTES_NULL),
+        KAFKA_E_UNKNOWN_MEMBER_ID);
     assert_int_equal(coll_groups_delete(&gs, SL_BYTES_STR("g")), KAFKA_E_NON_EMPTY_GROUP);
     assert_int_equal(coll_groups_delete(&gs, SL_BYTES_STR("solo")), KAFKA_E_NONE);
     assert_int_equal(coll_groups_delete(&gs, SL_BYTES_STR("solo")), KAFKA_E_GROUP_ID_NOT_FOUND);
@@ -485,6 +496,102 @@ static void test_rejoin_and_cancel(void **state)
     coll_groups_fini(&gs);
 }
 
+/* Static membership: a restarted static member (same instance id, no member id) takes its old
+ * place without a rebalance; the old incarnation is fenced everywhere. */
+static void test_static_member(void **state)
+{
+    (void)state;
+    struct coll_groups gs;
+    setup_gs(&gs);
+    struct client a, b;
+    client_init(&a);
+    client_init(&b);
+    struct coll_join_req jr = jreq("g", "", true);
+    jr.instance_id = SL_BYTES_STR("host-a");
+    assert_int_equal(coll_groups_join(&gs, &jr, &a.w), KAFKA_E_NONE);
+    assert_int_equal(a.joins, 0); /* static members skip MEMBER_ID_REQUIRED */
+    join(&gs, &b, "g");
+    clock_ms += 3000;
+    coll_groups_tick(&gs);
+    assert_int_equal(a.generation, 1);
+    struct coll_sync_assignment as[] = {
+        {SL_BYTES_STR(a.member_id), SL_BYTES_STR("A")},
+        {SL_BYTES_STR(b.member_id), SL_BYTES_STR("B")},
+    };
+    sync_as(&gs, &b, "g", NULL, 0);
+    sync_as(&gs, &a, "g", as, 2);
+    char old_id[160];
+    snprintf(old_id, sizeof(old_id), "%s", a.member_id);
+
+    /* a restarts: same instance id, no member id. */
+    struct client a2;
+    client_init(&a2);
+    jr = jreq("g", "", true);
+    jr.instance_id = SL_BYTES_STR("host-a");
+    assert_int_equal(coll_groups_join(&gs, &jr, &a2.w), KAFKA_E_NONE);
+    /* a was the leader: its new incarnation's rejoin rebalances (it must assign again). */
+    assert_string_not_equal(a2.member_id, old_id);
+    assert_int_equal(coll_groups_heartbeat(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(old_id),
+                                           SL_BYTES_STR("host-a")),
+                     KAFKA_E_FENCED_INSTANCE_ID);
+    assert_int_equal(coll_groups_commit_check(&gs, SL_BYTES_STR("g"), 1, SL_BYTES_STR(old_id),
+                                              SL_BYTES_STR("host-a")),
+                     KAFKA_E_FENCED_INSTANCE_ID);
+    jr = jreq("g", old_id, true);
+    jr.instance_id = SL_BYTES_STR("host-a");
+    assert_int_equal(coll_groups_join(&gs, &jr, &a.w), KAFKA_E_FENCED_INSTANCE_ID);
+    assert_int_equal(grp(&gs, "g")->nmembers, 2);
+    coll_groups_fini(&gs);
+}
+
+/* A graceful stop answers parked joins and syncs with NOT_COORDINATOR. */
+static void test_unload(void **state)
+{
+    (void)state;
+    struct coll_groups gs;
+    setup_gs(&gs);
+    struct client a, b;
+    client_init(&a);
+    client_init(&b);
+    join(&gs, &a, "g");
+    join(&gs, &b, "g");
+    coll_groups_unload(&gs);
+    assert_int_equal(a.joins, 1);
+    assert_int_equal(a.join_error, KAFKA_E_NOT_COORDINATOR);
+    assert_int_equal(b.join_error, KAFKA_E_NOT_COORDINATOR);
+    coll_groups_fini(&gs);
+}
+
+/* Protocol bookkeeping stays linear: 2,000 members offering 64 protocols each join and one
+ * generation forms (the common set is narrowed per join, not recomputed). */
+static void test_many_protocols(void **state)
+{
+    (void)state;
+    struct coll_groups gs;
+    setup_gs(&gs);
+    enum { M = 2000, P = COLL_GROUP_MAX_PROTOCOLS };
+    static struct coll_join_protocol ps[P];
+    static char names[P][16];
+    for (int i = 0; i < P; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%02d", i);
+        ps[i].name = SL_BYTES_STR(names[i]);
+        ps[i].metadata = SL_BYTES_STR("m");
+    }
+    static struct client cs[M];
+    for (int i = 0; i < M; i++) {
+        client_init(&cs[i]);
+        struct coll_join_req jr = jreq("big", "", false);
+        jr.protocols = ps;
+        jr.nprotocols = P;
+        assert_int_equal(coll_groups_join(&gs, &jr, &cs[i].w), KAFKA_E_NONE);
+    }
+    clock_ms += 3000;
+    coll_groups_tick(&gs);
+    assert_int_equal(cs[M - 1].generation, 1);
+    assert_string_equal(cs[0].protocol, "p00");
+    coll_groups_fini(&gs);
+}
+
 /* Allocation failures anywhere in a join/sync cycle give errors, never crashes or leaks. */
 static void test_alloc_failures(void **state)
 {
@@ -508,8 +615,8 @@ static void test_alloc_failures(void **state)
         coll_groups_tick(&gs);
         if (a.generation > 0) {
             struct coll_sync_assignment as[] = {{SL_BYTES_STR(a.member_id), SL_BYTES_STR("x")}};
-            coll_groups_sync(&gs, SL_BYTES_STR("g"), a.generation, SL_BYTES_STR(a.member_id), as,
-                             1, &a.w);
+            coll_groups_sync(&gs, SL_BYTES_STR("g"), a.generation, SL_BYTES_STR(a.member_id),
+                             SL_BYTES_NULL, as, 1, &a.w);
         }
         sl_mem_fail_after(-1, 0);
         assert_true(e == KAFKA_E_NONE || e == KAFKA_E_UNKNOWN_SERVER_ERROR);
@@ -520,11 +627,12 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_first_generation),  cmocka_unit_test(test_member_id_required),
-        cmocka_unit_test(test_join_storm),        cmocka_unit_test(test_leave_mid_rebalance),
-        cmocka_unit_test(test_heartbeat_expiry),  cmocka_unit_test(test_protocol_selection),
-        cmocka_unit_test(test_commit_check),      cmocka_unit_test(test_rejoin_and_cancel),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_first_generation), cmocka_unit_test(test_member_id_required),
+        cmocka_unit_test(test_join_storm),       cmocka_unit_test(test_leave_mid_rebalance),
+        cmocka_unit_test(test_heartbeat_expiry), cmocka_unit_test(test_protocol_selection),
+        cmocka_unit_test(test_commit_check),     cmocka_unit_test(test_rejoin_and_cancel),
+        cmocka_unit_test(test_alloc_failures),   cmocka_unit_test(test_static_member),
+        cmocka_unit_test(test_unload),           cmocka_unit_test(test_many_protocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
