@@ -4,10 +4,11 @@
 #   packaging/deps.sh --test   plus what the test suite needs (peers, sanitizers, fuzzing)
 set -euo pipefail
 
-build_pkgs=(cmake make gcc pkg-config libev-dev libfyaml-dev zlib1g-dev libsystemd-dev curl
-            dpkg-dev file)
+build_pkgs=(cmake make gcc pkg-config libev-dev libfyaml-dev zlib1g-dev libsystemd-dev libpq-dev
+            curl dpkg-dev file)
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-kafka groff-base
-           python3-confluent-kafka kcat lintian systemd init-system-helpers)
+           python3-confluent-kafka kcat lintian systemd init-system-helpers postgresql
+           postgresql-client util-linux)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in

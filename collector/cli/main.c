@@ -1,6 +1,7 @@
 /* sluice: the command line. Global options and configuration are handled here; each command
- * has its own file (cmd_topics.c, cmd_produce.c, cmd_consume.c, cmd_groups.c). */
+ * has its own file (cmd_topics.c, cmd_produce.c, cmd_consume.c, cmd_groups.c, sink.c). */
 #include "collector/cli/cli.h"
+#include "collector/cli/sink.h"
 #include "common/conf.h"
 #include "common/daemon.h"
 #include "common/log.h"
@@ -72,6 +73,7 @@ static void cli_usage(FILE *fp)
             "                                       acks=all)\n"
             "  consume -t TOPIC [-g GROUP] [-f]     print records (value, raw or json)\n"
             "  groups list|describe|reset-offsets   consumer groups, committed offsets, lag\n"
+            "  sink CONFIG.yaml                     load topics into files or PostgreSQL\n"
             "'sluice COMMAND --help' describes a command's options; sluice(1) has it all.\n\n"
             "Options:\n"
             "  -b, --bootstrap HOST:PORT[,...]  collectors to contact (default 127.0.0.1:9092,\n"
@@ -223,6 +225,7 @@ int main(int argc, char **argv)
         {"produce", cmd_produce},
         {"consume", cmd_consume},
         {"groups", cmd_groups},
+        {"sink", cmd_sink},
     };
     struct cli cli;
     memset(&cli, 0, sizeof(cli));
@@ -240,7 +243,7 @@ int main(int argc, char **argv)
             rc = commands[i].fn(&cli, argc - optind, argv + optind);
     if (rc == -1) {
         fprintf(stderr,
-                "sluice: unknown command '%s' (topics, produce, consume, groups); "
+                "sluice: unknown command '%s' (topics, produce, consume, groups, sink); "
                 "try --help\n",
                 argv[optind]);
         rc = 2;

@@ -68,7 +68,7 @@ def test_man_page(bootstrap):
     check(r.returncode == 0 and r.stderr == "", "sluice.1 renders without groff warnings",
           r.stderr)
     missing = []
-    for cmd in ([], ["topics"], ["produce"], ["consume"], ["groups"]):
+    for cmd in ([], ["topics"], ["produce"], ["consume"], ["groups"], ["sink"]):
         out = sluice(bootstrap, *cmd, "--help").stdout
         for opt in sorted(set(re.findall(r"(--[a-z][a-z-]+)", out))):
             if opt not in man:

@@ -1,0 +1,362 @@
+/* A small JSON reader for the sinks: validates a record's value and picks top-level members,
+ * without building a tree (a value is read once per record, straight from the fetch buffer). */
+#include "collector/cli/sink.h"
+
+#include "common/buf.h"
+
+#include <string.h>
+
+#define DEPTH_MAX 64
+
+struct jr {
+    const uint8_t *p;
+    size_t n, i;
+    struct sl_err *err;
+    int rc;
+};
+
+static int fail(struct jr *r, const char *what)
+{
+    if (r->rc == 0)
+        r->rc = sl_err_set(r->err, SL_EPARSE, "not JSON: %s at byte %zu", what, r->i);
+    return r->rc;
+}
+
+static void ws(struct jr *r)
+{
+    while (r->i < r->n &&
+           (r->p[r->i] == ' ' || r->p[r->i] == '\t' || r->p[r->i] == '\n' || r->p[r->i] == '\r'))
+        r->i++;
+}
+
+static int hex4(const uint8_t *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        uint8_t c = p[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[k] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+static int string(struct jr *r)
+{
+    r->i++; /* the opening quote */
+    while (r->i < r->n) {
+        uint8_t c = r->p[r->i];
+        if (c == '"') {
+            r->i++;
+            return 0;
+        }
+        if (c < 0x20)
+            return fail(r, "control character in a string");
+        if (c == '\\') {
+            if (r->i + 1 >= r->n)
+                break;
+            uint8_t e = r->p[r->i + 1];
+            if (e == 'u') {
+                unsigned v;
+                if (r->i + 6 > r->n || hex4(r->p + r->i + 2, &v) != 0)
+                    return fail(r, "bad \\u escape");
+                r->i += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == 0)
+                return fail(r, "bad escape");
+            r->i += 2;
+            continue;
+        }
+        size_t l = utf8_len(r->p + r->i, r->n - r->i);
+        if (l == 0)
+            return fail(r, "invalid UTF-8");
+        r->i += l;
+    }
+    return fail(r, "unterminated string");
+}
+
+static int number(struct jr *r)
+{
+    if (r->p[r->i] == '-')
+        r->i++;
+    if (r->i >= r->n)
+        return fail(r, "bad number");
+    if (r->p[r->i] == '0') {
+        r->i++;
+    } else if (r->p[r->i] >= '1' && r->p[r->i] <= '9') {
+        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
+            r->i++;
+    } else {
+        return fail(r, "bad number");
+    }
+    if (r->i < r->n && r->p[r->i] == '.') {
+        r->i++;
+        size_t d = r->i;
+        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
+            r->i++;
+        if (r->i == d)
+            return fail(r, "bad number");
+    }
+    if (r->i < r->n && (r->p[r->i] == 'e' || r->p[r->i] == 'E')) {
+        r->i++;
+        if (r->i < r->n && (r->p[r->i] == '+' || r->p[r->i] == '-'))
+            r->i++;
+        size_t d = r->i;
+        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
+            r->i++;
+        if (r->i == d)
+            return fail(r, "bad number");
+    }
+    return 0;
+}
+
+static int word(struct jr *r, const char *w)
+{
+    size_t l = strlen(w);
+    if (r->n - r->i < l || memcmp(r->p + r->i, w, l) != 0)
+        return fail(r, "unexpected character");
+    r->i += l;
+    return 0;
+}
+
+/* Reads one value at r->i (whitespace skipped before it). */
+static int value(struct jr *r, int depth, enum sink_json_type *type)
+{
+    ws(r);
+    if (r->i >= r->n)
+        return fail(r, "unexpected end");
+    uint8_t c = r->p[r->i];
+    enum sink_json_type t;
+    int rc = 0;
+    switch (c) {
+    case '{':
+    case '[': {
+        if (depth >= DEPTH_MAX)
+            return fail(r, "nested too deep");
+        bool obj = c == '{';
+        t = obj ? SINK_JSON_OBJECT : SINK_JSON_ARRAY;
+        r->i++;
+        ws(r);
+        if (r->i < r->n && r->p[r->i] == (obj ? '}' : ']')) {
+            r->i++;
+            break;
+        }
+        for (;;) {
+            enum sink_json_type sub;
+            if (obj) {
+                ws(r);
+                if (r->i >= r->n || r->p[r->i] != '"')
+                    return fail(r, "expected a member name");
+                if ((rc = string(r)) != 0)
+                    return rc;
+                ws(r);
+                if (r->i >= r->n || r->p[r->i] != ':')
+                    return fail(r, "expected ':'");
+                r->i++;
+            }
+            if ((rc = value(r, depth + 1, &sub)) != 0)
+                return rc;
+            ws(r);
+            if (r->i < r->n && r->p[r->i] == ',') {
+                r->i++;
+                continue;
+            }
+            if (r->i < r->n && r->p[r->i] == (obj ? '}' : ']')) {
+                r->i++;
+                break;
+            }
+            return fail(r, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+        break;
+    }
+    case '"':
+        t = SINK_JSON_STRING;
+        rc = string(r);
+        break;
+    case 't':
+        t = SINK_JSON_BOOL;
+        rc = word(r, "true");
+        break;
+    case 'f':
+        t = SINK_JSON_BOOL;
+        rc = word(r, "false");
+        break;
+    case 'n':
+        t = SINK_JSON_NULL;
+        rc = word(r, "null");
+        break;
+    default:
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            t = SINK_JSON_NUMBER;
+            rc = number(r);
+        } else {
+            return fail(r, "unexpected character");
+        }
+    }
+    if (rc == 0 && type)
+        *type = t;
+    return rc;
+}
+
+int sink_json_check(const void *p, size_t n, enum sink_json_type *type, struct sl_err *err)
+{
+    struct jr r = {.p = p, .n = n, .err = err};
+    if (!p)
+        return sl_err_set(err, SL_EPARSE, "not JSON: a null value");
+    if (value(&r, 0, type) != 0)
+        return r.rc;
+    ws(&r);
+    if (r.i != r.n)
+        return fail(&r, "bytes after the value");
+    return 0;
+}
+
+void sink_json_get(const void *obj, size_t n, const char *key, struct sink_json_val *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct jr r = {.p = obj, .n = n};
+    size_t klen = strlen(key);
+    ws(&r);
+    if (r.i >= r.n || r.p[r.i] != '{')
+        return;
+    r.i++;
+    for (;;) {
+        ws(&r);
+        if (r.i >= r.n || r.p[r.i] != '"')
+            return;
+        size_t ks = r.i + 1;
+        if (string(&r) != 0)
+            return;
+        size_t ke = r.i - 1;
+        ws(&r);
+        r.i++; /* ':' */
+        ws(&r);
+        size_t vs = r.i;
+        enum sink_json_type t;
+        if (value(&r, 1, &t) != 0)
+            return;
+        /* Keys with escapes are compared raw: a name written with \u escapes does not match,
+         * which only matters for hand-made values. */
+        if (ke - ks == klen && memcmp(r.p + ks, key, klen) == 0) {
+            *out = (struct sink_json_val){t, r.p + vs, r.i - vs};
+            return;
+        }
+        ws(&r);
+        if (r.i >= r.n || r.p[r.i] != ',')
+            return;
+        r.i++;
+    }
+}
+
+static void put_utf8(struct sl_buf *b, unsigned cp)
+{
+    uint8_t u[4];
+    size_t l;
+    if (cp < 0x80) {
+        u[0] = (uint8_t)cp;
+        l = 1;
+    } else if (cp < 0x800) {
+        u[0] = (uint8_t)(0xc0 | (cp >> 6));
+        u[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        l = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (uint8_t)(0xe0 | (cp >> 12));
+        u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (uint8_t)(0x80 | (cp & 0x3f));
+        l = 3;
+    } else {
+        u[0] = (uint8_t)(0xf0 | (cp >> 18));
+        u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (uint8_t)(0x80 | (cp & 0x3f));
+        l = 4;
+    }
+    sl_buf_append(b, u, l);
+}
+
+int sink_json_unescape(const struct sink_json_val *v, struct sl_buf *b)
+{
+    const uint8_t *p = v->p + 1, *end = v->p + v->len - 1;
+    while (p < end) {
+        const uint8_t *s = p;
+        while (p < end && *p != '\\')
+            p++;
+        sl_buf_append(b, s, (size_t)(p - s));
+        if (p >= end)
+            break;
+        uint8_t e = p[1];
+        if (e == 'u') {
+            unsigned cp = 0, lo;
+            hex4(p + 2, &cp);
+            p += 6;
+            if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                hex4(p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+            } else if (cp >= 0xd800 && cp <= 0xdfff) {
+                cp = 0xfffd; /* a lone surrogate has no UTF-8 form */
+            }
+            put_utf8(b, cp);
+            continue;
+        }
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *k = strchr(from, e);
+        uint8_t c = k ? (uint8_t)to[k - from] : e;
+        sl_buf_append(b, &c, 1);
+        p += 2;
+    }
+    return sl_buf_error(b);
+}
+
+bool sink_json_has_nul(const struct sink_json_val *v)
+{
+    for (size_t i = 1; i + 6 <= v->len; i++) {
+        if (v->p[i] != '\\')
+            continue;
+        if (v->p[i + 1] == 'u' && memcmp(v->p + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character */
+    }
+    return false;
+}

@@ -1,0 +1,802 @@
+/* The postgres sink: COPY batches into a table through libpq, each batch committed in the same
+ * transaction as the partitions' positions, so rows are neither lost nor duplicated. */
+#include "collector/cli/sink.h"
+
+#include "common/log.h"
+#include "common/mem.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * One transaction per batch (all partitions of this process together):
+ *
+ *   BEGIN
+ *   COPY "table" ("time","host",...) FROM STDIN        the batch's rows, text format
+ *   UPDATE "sluice_offsets" SET next_offset = E        one per partition in the batch; each
+ *     WHERE grp = G AND topic = T AND part = P         must match exactly one row, or another
+ *       AND next_offset = S                            process moved it: ROLLBACK (fenced)
+ *   COMMIT
+ *
+ *   sluice_offsets (grp text, topic text, part int, next_offset bigint, updated timestamptz,
+ *                   PRIMARY KEY (grp, topic, part))
+ *
+ * S is what this process read from (or last wrote to) the offsets row when it took the
+ * partition; -1 when the sink never loaded it (then reading starts at the group's commit or
+ * `start`). A crash anywhere before COMMIT loses the whole batch and the next owner reads the
+ * same records again from S; after COMMIT rows and position are there together. The group
+ * commit that follows only feeds lag tools. A record whose value cannot fill a typed column
+ * (not JSON, a bad timestamp, a NUL in text) goes to the dead-letter file, which is fsynced
+ * before COMMIT.
+ */
+
+enum col_type { T_TEXT, T_JSONB, T_TIMESTAMPTZ, T_BIGINT, T_INTEGER, T_DOUBLE, T_BOOLEAN };
+
+static const struct sl_conf_enum col_types[] = {
+    {"text", T_TEXT},
+    {"jsonb", T_JSONB},
+    {"timestamptz", T_TIMESTAMPTZ},
+    {"bigint", T_BIGINT},
+    {"integer", T_INTEGER},
+    {"double", T_DOUBLE},
+    {"boolean", T_BOOLEAN},
+    {NULL, 0},
+};
+
+static const char *const col_sql[] = {
+    "text", "jsonb", "timestamptz", "bigint", "integer", "double precision", "boolean"};
+
+enum col_from { F_VALUE, F_FIELD, F_TOPIC, F_PARTITION, F_OFFSET, F_TIMESTAMP, F_KEY };
+
+struct pg_col {
+    char *name;        /* owned: the column */
+    char *from;        /* owned: value, value.FIELD, topic, partition, offset, timestamp, key */
+    int type;          /* enum col_type */
+    int src;           /* derived: enum col_from */
+    const char *field; /* derived: FIELD of value.FIELD, inside `from` */
+};
+
+struct pg_conf {
+    char *conninfo;      /* owned */
+    char *table;         /* owned */
+    char *offsets_table; /* owned */
+    bool create_tables;
+    int64_t batch_rows, batch_bytes, batch_age_ms;
+    struct sl_conf_map columns; /* of struct pg_col */
+};
+
+static void col_check(void *obj, struct sl_conf_check *chk)
+{
+    struct pg_col *c = obj;
+    static const struct {
+        const char *name;
+        int src;
+    } froms[] = {{"value", F_VALUE},   {"topic", F_TOPIC},         {"partition", F_PARTITION},
+                 {"offset", F_OFFSET}, {"timestamp", F_TIMESTAMP}, {"key", F_KEY}};
+    c->src = -1;
+    for (size_t i = 0; i < SL_ARRAY_LEN(froms); i++)
+        if (!strcmp(c->from, froms[i].name))
+            c->src = froms[i].src;
+    if (!strncmp(c->from, "value.", 6) && c->from[6]) {
+        c->src = F_FIELD;
+        c->field = c->from + 6;
+    }
+    if (c->src < 0)
+        sl_conf_check_error(chk, "from",
+                            "from must be value, value.FIELD, topic, partition, offset, "
+                            "timestamp or key (got '%s')",
+                            c->from);
+}
+
+static const struct sl_conf_opt col_opts[] = {
+    {.name = "from",
+     .type = SL_CONF_STRING,
+     .offset = offsetof(struct pg_col, from),
+     .flags = SL_CONF_REQUIRED,
+     .min = 1,
+     .max = 200,
+     .help = "value (the whole JSON value), value.FIELD (a top-level member), topic, partition, "
+             "offset, timestamp (the record's) or key"},
+    {.name = "type",
+     .type = SL_CONF_ENUM,
+     .offset = offsetof(struct pg_col, type),
+     .def = "text",
+     .enums = col_types,
+     .help = "the column's type; a value that does not fit sends the record to the dead-letter "
+             "file"},
+    {.name = NULL},
+};
+
+static const struct sl_conf_section col_section = {
+    .name = "column",
+    .help = "one column of the table and where its value comes from",
+    .opts = col_opts,
+    .size = sizeof(struct pg_col),
+    .name_offset = offsetof(struct pg_col, name),
+    .check = col_check,
+};
+
+static const struct sl_conf_opt pg_opts[] = {
+    {.name = "conninfo",
+     .type = SL_CONF_STRING,
+     .offset = offsetof(struct pg_conf, conninfo),
+     .flags = SL_CONF_REQUIRED,
+     .min = 1,
+     .max = 4096,
+     .help = "libpq connection string or URI ('host=db dbname=logs user=sink', "
+             "postgresql://...); PG* variables and ~/.pgpass apply"},
+    {.name = "table",
+     .type = SL_CONF_STRING,
+     .offset = offsetof(struct pg_conf, table),
+     .flags = SL_CONF_REQUIRED,
+     .min = 1,
+     .max = 127,
+     .help = "the table rows go to (schema.table allowed)"},
+    {.name = "offsets_table",
+     .type = SL_CONF_STRING,
+     .offset = offsetof(struct pg_conf, offsets_table),
+     .def = "sluice_offsets",
+     .min = 1,
+     .max = 127,
+     .help = "the table holding each partition's next offset, written with the rows"},
+    {.name = "create_tables",
+     .type = SL_CONF_BOOL,
+     .offset = offsetof(struct pg_conf, create_tables),
+     .def = "true",
+     .help = "create both tables when missing (the data table from `columns`)"},
+    {.name = "batch_rows",
+     .type = SL_CONF_INT,
+     .offset = offsetof(struct pg_conf, batch_rows),
+     .def = "50000",
+     .min = 1,
+     .max = 10000000,
+     .help = "rows per transaction at most"},
+    {.name = "batch_bytes",
+     .type = SL_CONF_SIZE,
+     .offset = offsetof(struct pg_conf, batch_bytes),
+     .def = "32MiB",
+     .min = 4096,
+     .max = 1LL << 30,
+     .help = "COPY bytes per transaction at most (memory held)"},
+    {.name = "batch_age",
+     .type = SL_CONF_DURATION,
+     .offset = offsetof(struct pg_conf, batch_age_ms),
+     .def = "1s",
+     .min = 1,
+     .max = 3600000,
+     .help = "a batch commits this long after its first row at the latest"},
+    {.name = "columns",
+     .type = SL_CONF_MAP,
+     .offset = offsetof(struct pg_conf, columns),
+     .sub = &col_section,
+     .help = "column name -> {from, type}; default: time timestamptz, host, source, message "
+             "text from the value's members, value jsonb, topic, partition, offset"},
+    {.name = NULL},
+};
+
+static void pg_conf_check(void *obj, struct sl_conf_check *chk)
+{
+    struct pg_conf *c = obj;
+    for (const char *p = c->table; p && *p; p++)
+        if (*p == '"' || (unsigned char)*p < 0x20)
+            sl_conf_check_error(chk, "table", "table: '\"' and control characters not allowed");
+}
+
+const struct sl_conf_section sink_pg_section = {
+    .name = "postgres",
+    .help = "COPY into a PostgreSQL table; positions in the same transaction",
+    .opts = pg_opts,
+    .size = sizeof(struct pg_conf),
+    .check = pg_conf_check,
+};
+
+/* A column as the loader uses it: the configuration's, or the defaults below. */
+struct col_spec {
+    const char *name;  /* borrowed */
+    int type;          /* enum col_type */
+    int src;           /* enum col_from */
+    const char *field; /* borrowed: FIELD of value.FIELD */
+};
+
+/* The columns when the configuration names none. */
+static const struct col_spec default_cols[] = {
+    {"time", T_TIMESTAMPTZ, F_FIELD, "time"},    {"host", T_TEXT, F_FIELD, "host"},
+    {"source", T_TEXT, F_FIELD, "source"},       {"message", T_TEXT, F_FIELD, "message"},
+    {"value", T_JSONB, F_VALUE, NULL},           {"topic", T_TEXT, F_TOPIC, NULL},
+    {"partition", T_INTEGER, F_PARTITION, NULL}, {"offset", T_BIGINT, F_OFFSET, NULL},
+};
+
+/* ---- State -------------------------------------------------------------------------------- */
+
+struct ppart {
+    int64_t table_pos; /* next_offset as the table has it (-1: none yet) */
+    int64_t next;      /* after the last record taken into the batch */
+    bool in_batch;     /* the batch holds rows or dead letters of it */
+};
+
+struct pg {
+    struct sink *s;             /* borrowed */
+    const struct pg_conf *conf; /* borrowed */
+    struct col_spec *cols;      /* owned */
+    size_t ncols;
+    PGconn *conn; /* owned */
+    bool tables_ready;
+    char *qtable, *qoffsets; /* owned: quoted identifiers */
+    char *copy_sql;          /* owned */
+    struct sl_buf batch;     /* owned: COPY text rows */
+    int64_t rows;
+    int64_t batch_ms;  /* kc_now_ms() of the batch's first record; 0: empty */
+    struct sl_buf row; /* owned: the row being built */
+    struct sl_buf tmp; /* owned */
+};
+
+/* "a.b" -> "\"a\".\"b\"" (names were checked for quotes). */
+static char *quote_ident(const char *name)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    sl_buf_append(&b, "\"", 1);
+    for (const char *p = name; *p; p++)
+        sl_buf_append_str(&b, *p == '.' ? "\".\"" : (char[]){*p, 0});
+    sl_buf_append(&b, "\"", 2); /* with the NUL */
+    if (sl_buf_error(&b)) {
+        sl_buf_fini(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+static int pg_fail(struct pg *g, struct sl_err *err, const char *what)
+{
+    int rc = sl_err_set(err, -EIO, "postgres: %s: %s", what,
+                        g->conn ? PQerrorMessage(g->conn) : "no connection");
+    /* libpq messages end in a newline */
+    size_t n = strlen(err ? err->msg : "");
+    if (err && n && err->msg[n - 1] == '\n')
+        err->msg[n - 1] = 0;
+    return rc;
+}
+
+/* Runs one command; returns 0 or an error. ntuples/value: the first cell when wanted. */
+static int exec(struct pg *g, const char *sql, int nparams, const char *const *params,
+                int64_t *affected, char *cell, size_t cellsize, struct sl_err *err)
+{
+    PGresult *res = PQexecParams(g->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        int rc = sl_err_set(err, -EIO, "postgres: %.80s...: %s", sql, PQresultErrorMessage(res));
+        PQclear(res);
+        size_t n = err ? strlen(err->msg) : 0;
+        if (n && err->msg[n - 1] == '\n')
+            err->msg[n - 1] = 0;
+        return rc;
+    }
+    if (affected)
+        *affected = strtoll(PQcmdTuples(res), NULL, 10);
+    if (cell) {
+        cell[0] = 0;
+        if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+            snprintf(cell, cellsize, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Connects (again) when there is no healthy connection, and creates the tables once. */
+static int ensure_conn(struct pg *g, struct sl_err *err)
+{
+    if (g->conn && PQstatus(g->conn) == CONNECTION_OK)
+        return 0;
+    if (g->conn)
+        PQfinish(g->conn);
+    g->conn = PQconnectdb(g->conf->conninfo);
+    if (!g->conn)
+        return sl_err_set(err, -ENOMEM, "postgres: out of memory");
+    if (PQstatus(g->conn) != CONNECTION_OK)
+        return pg_fail(g, err, "connecting");
+    PQsetClientEncoding(g->conn, "UTF8");
+    if (g->tables_ready || !g->conf->create_tables)
+        return 0;
+    struct sl_buf *b = &g->tmp;
+    sl_buf_reset(b);
+    sl_buf_printf(b,
+                  "CREATE TABLE IF NOT EXISTS %s (grp text NOT NULL, topic text NOT NULL, "
+                  "part integer NOT NULL, next_offset bigint NOT NULL, updated timestamptz NOT "
+                  "NULL DEFAULT now(), PRIMARY KEY (grp, topic, part))",
+                  g->qoffsets);
+    sl_buf_append(b, "", 1);
+    int rc = sl_buf_error(b) ? sl_err_set(err, -ENOMEM, "out of memory")
+                             : exec(g, (const char *)b->data, 0, NULL, NULL, NULL, 0, err);
+    if (rc != 0)
+        return rc;
+    sl_buf_reset(b);
+    sl_buf_printf(b, "CREATE TABLE IF NOT EXISTS %s (", g->qtable);
+    for (size_t i = 0; i < g->ncols; i++)
+        sl_buf_printf(b, "%s\"%s\" %s", i ? ", " : "", g->cols[i].name, col_sql[g->cols[i].type]);
+    sl_buf_append(b, ")", 2);
+    rc = sl_buf_error(b) ? sl_err_set(err, -ENOMEM, "out of memory")
+                         : exec(g, (const char *)b->data, 0, NULL, NULL, NULL, 0, err);
+    if (rc == 0)
+        g->tables_ready = true;
+    return rc;
+}
+
+/* ---- Rows --------------------------------------------------------------------------------- */
+
+/* Appends s[0..n) escaped for COPY's text format. */
+static void copy_text(struct sl_buf *b, const uint8_t *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        }
+        if (!esc)
+            continue;
+        sl_buf_append(b, s + run, i - run);
+        sl_buf_append_str(b, esc);
+        run = i + 1;
+    }
+    sl_buf_append(b, s + run, n - run);
+}
+
+static bool is_integer(const struct sink_json_val *v)
+{
+    for (size_t i = 0; i < v->len; i++)
+        if (v->p[i] == '.' || v->p[i] == 'e' || v->p[i] == 'E')
+            return false;
+    return true;
+}
+
+/* Appends one cell from a JSON value (member or whole value). Returns 0, or 1 with why set. */
+static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_json_val *v,
+                     char *why, size_t size)
+{
+    struct sl_buf *b = &g->row;
+    if (v->type == SINK_JSON_NONE || v->type == SINK_JSON_NULL) {
+        sl_buf_append_str(b, "\\N");
+        return 0;
+    }
+    switch (c->type) {
+    case T_JSONB:
+        if (sink_json_has_nul(v)) {
+            snprintf(why, size, "column %s: jsonb cannot hold \\u0000", c->name);
+            return 1;
+        }
+        copy_text(b, v->p, v->len);
+        return 0;
+    case T_TEXT:
+    case T_TIMESTAMPTZ:
+        if (v->type == SINK_JSON_STRING) {
+            if (sink_json_has_nul(v)) {
+                snprintf(why, size, "column %s: text cannot hold a NUL character", c->name);
+                return 1;
+            }
+            sl_buf_reset(&g->tmp);
+            sink_json_unescape(v, &g->tmp);
+            if (c->type == T_TIMESTAMPTZ) {
+                int64_t ms;
+                struct sl_err e = {{0}};
+                sl_buf_append(&g->tmp, "", 1);
+                if (sl_buf_error(&g->tmp) || cli_parse_time((const char *)g->tmp.data, &ms, &e)) {
+                    snprintf(why, size, "column %s: not a timestamp: %.120s", c->name,
+                             (const char *)g->tmp.data);
+                    return 1;
+                }
+                g->tmp.len--;
+            }
+            copy_text(b, g->tmp.data, g->tmp.len);
+            return 0;
+        }
+        if (c->type == T_TIMESTAMPTZ) {
+            if (v->type != SINK_JSON_NUMBER || !is_integer(v)) {
+                snprintf(why, size, "column %s: not a timestamp (a string, or ms since 1970)",
+                         c->name);
+                return 1;
+            }
+            char t[40];
+            cli_format_time(strtoll((const char *)v->p, NULL, 10), t, sizeof(t));
+            sl_buf_append_str(b, t);
+            return 0;
+        }
+        copy_text(b, v->p, v->len); /* numbers, booleans, objects as their JSON text */
+        return 0;
+    case T_BIGINT:
+    case T_INTEGER:
+    case T_DOUBLE:
+        if (v->type != SINK_JSON_NUMBER || (c->type != T_DOUBLE && !is_integer(v)) ||
+            (c->type == T_INTEGER && v->len > 11) || (c->type == T_BIGINT && v->len > 20)) {
+            snprintf(why, size, "column %s: not %s", c->name,
+                     c->type == T_DOUBLE ? "a number" : "an integer in range");
+            return 1;
+        }
+        if (c->type == T_INTEGER) {
+            long long n = strtoll((const char *)v->p, NULL, 10);
+            if (n < INT32_MIN || n > INT32_MAX) {
+                snprintf(why, size, "column %s: not an integer in range", c->name);
+                return 1;
+            }
+        }
+        sl_buf_append(b, v->p, v->len);
+        return 0;
+    case T_BOOLEAN:
+        if (v->type != SINK_JSON_BOOL) {
+            snprintf(why, size, "column %s: not a boolean", c->name);
+            return 1;
+        }
+        sl_buf_append(b, v->p, v->len);
+        return 0;
+    }
+    return 0;
+}
+
+/* Builds rec's row in g->row. Returns 0, 1 (why set: dead letter), or -ENOMEM. */
+static int build_row(struct pg *g, const struct sink_part *p, const struct sl_batch_record *rec,
+                     char *why, size_t size)
+{
+    struct sl_buf *b = &g->row;
+    sl_buf_reset(b);
+    int json = -1; /* unchecked */
+    enum sink_json_type vt = SINK_JSON_NONE;
+    struct sl_err e = {{0}};
+    for (size_t i = 0; i < g->ncols; i++) {
+        const struct col_spec *c = &g->cols[i];
+        if (i)
+            sl_buf_append(b, "\t", 1);
+        char num[48];
+        switch (c->src) {
+        case F_TOPIC:
+            copy_text(b, (const uint8_t *)p->topic, strlen(p->topic));
+            continue;
+        case F_PARTITION:
+            snprintf(num, sizeof(num), "%d", p->partition);
+            sl_buf_append_str(b, num);
+            continue;
+        case F_OFFSET:
+            snprintf(num, sizeof(num), "%" PRId64, rec->offset);
+            sl_buf_append_str(b, num);
+            continue;
+        case F_TIMESTAMP:
+            if (c->type == T_TIMESTAMPTZ)
+                cli_format_time(rec->timestamp, num, sizeof(num));
+            else
+                snprintf(num, sizeof(num), "%" PRId64, rec->timestamp);
+            sl_buf_append_str(b, num);
+            continue;
+        case F_KEY:
+            if (!rec->key.p)
+                sl_buf_append_str(b, "\\N");
+            else
+                copy_text(b, rec->key.p, rec->key.len);
+            continue;
+        }
+        /* From the value. */
+        if (c->src == F_VALUE && c->type == T_TEXT) {
+            if (!rec->value.p) {
+                sl_buf_append_str(b, "\\N");
+                continue;
+            }
+            if (memchr(rec->value.p, 0, rec->value.len)) {
+                snprintf(why, size, "column %s: text cannot hold a NUL byte", c->name);
+                return 1;
+            }
+            copy_text(b, rec->value.p, rec->value.len);
+            continue;
+        }
+        if (json < 0)
+            json = rec->value.p && sink_json_check(rec->value.p, rec->value.len, &vt, &e) == 0;
+        if (!json) {
+            snprintf(why, size, "column %s: value %s", c->name, rec->value.p ? e.msg : "is null");
+            return 1;
+        }
+        struct sink_json_val v = {vt, rec->value.p, rec->value.len};
+        if (c->src == F_FIELD) {
+            if (vt != SINK_JSON_OBJECT) {
+                snprintf(why, size, "column %s: value is not a JSON object", c->name);
+                return 1;
+            }
+            sink_json_get(rec->value.p, rec->value.len, c->field, &v);
+        }
+        int rc = cell_json(g, c, &v, why, size);
+        if (rc != 0)
+            return rc;
+    }
+    sl_buf_append(b, "\n", 1);
+    return sl_buf_error(b) ? -ENOMEM : 0;
+}
+
+static int pg_write(void *state, struct sink_part *p, const struct sl_batch_record *rec,
+                    struct sl_err *err)
+{
+    struct pg *g = state;
+    struct ppart *pp = p->priv;
+    char why[600];
+    int rc = build_row(g, p, rec, why, sizeof(why));
+    if (rc < 0)
+        return sl_err_set(err, rc, "out of memory");
+    if (rc == 1) {
+        if ((rc = sink_dead_letter(g->s, p->topic, p->partition, rec, why, err)) != 0)
+            return rc;
+    } else {
+        if (sl_buf_append(&g->batch, g->row.data, g->row.len) != 0)
+            return sl_err_set(err, -ENOMEM, "out of memory");
+        g->rows++;
+        sl_metric_add(g->s->m.bytes, g->row.len);
+    }
+    if (g->batch_ms == 0)
+        g->batch_ms = kc_now_ms();
+    pp->in_batch = true;
+    pp->next = rec->offset + 1;
+    return 0;
+}
+
+static void batch_reset(struct pg *g)
+{
+    sl_buf_reset(&g->batch);
+    if (g->batch.cap > (size_t)g->conf->batch_bytes * 2)
+        sl_buf_fini(&g->batch); /* one huge row made it grow: give the memory back */
+    g->rows = 0;
+    g->batch_ms = 0;
+}
+
+/* The batch's transaction. Returns 0 (positions moved), -ESTALE when another process moved a
+ * position (fenced), or an error. */
+static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct sl_err *err)
+{
+    int rc = ensure_conn(g, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = exec(g, "BEGIN", 0, NULL, NULL, NULL, 0, err)) != 0)
+        return rc;
+    if (g->rows > 0) {
+        PGresult *res = PQexec(g->conn, g->copy_sql);
+        bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+        PQclear(res);
+        if (!ok) {
+            rc = pg_fail(g, err, "COPY");
+            goto rollback;
+        }
+        const size_t chunk = 1 << 20;
+        for (size_t off = 0; off < g->batch.len && ok; off += chunk)
+            ok = PQputCopyData(g->conn, (const char *)g->batch.data + off,
+                               (int)SL_MIN(chunk, g->batch.len - off)) == 1;
+        ok = ok && PQputCopyEnd(g->conn, NULL) == 1;
+        res = PQgetResult(g->conn);
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
+                            PQresultErrorMessage(res));
+        PQclear(res);
+        while ((res = PQgetResult(g->conn)) != NULL)
+            PQclear(res);
+        if (!ok) {
+            size_t l = strlen(err ? err->msg : "");
+            if (err && l && err->msg[l - 1] == '\n')
+                err->msg[l - 1] = 0;
+            goto rollback;
+        }
+    }
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET next_offset = $1, updated = now() WHERE grp = $2 AND topic = $3 "
+             "AND part = $4 AND next_offset = $5",
+             g->qoffsets);
+    for (size_t i = 0; i < n; i++) {
+        struct sink_part *p = &parts[i];
+        struct ppart *pp = p->priv;
+        if (!pp->in_batch)
+            continue;
+        char e[24], part[16], s[24];
+        snprintf(e, sizeof(e), "%" PRId64, pp->next);
+        snprintf(part, sizeof(part), "%d", p->partition);
+        snprintf(s, sizeof(s), "%" PRId64, pp->table_pos);
+        const char *params[] = {e, g->s->conf->group, p->topic, part, s};
+        int64_t affected = 0;
+        if ((rc = exec(g, sql, 5, params, &affected, NULL, 0, err)) != 0)
+            goto rollback;
+        if (affected != 1) {
+            rc = sl_err_set(err, -ESTALE,
+                            "postgres: %s-%d: another process moved its position past %" PRId64
+                            " (fenced): loading from the table's position",
+                            p->topic, p->partition, pp->table_pos);
+            goto rollback;
+        }
+    }
+    /* Dead letters of this batch are on disk before its positions are. */
+    if ((rc = sink_dead_sync(g->s->dead, err)) != 0)
+        goto rollback;
+    if ((rc = exec(g, "COMMIT", 0, NULL, NULL, NULL, 0, err)) != 0)
+        return rc; /* unknown outcome: the driver reads the positions again */
+    for (size_t i = 0; i < n; i++) {
+        struct ppart *pp = parts[i].priv;
+        if (!pp->in_batch)
+            continue;
+        pp->table_pos = pp->next;
+        parts[i].durable = pp->next;
+        pp->in_batch = false;
+    }
+    batch_reset(g);
+    return 0;
+rollback:
+    if (PQstatus(g->conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(g->conn, "ROLLBACK");
+        PQclear(res);
+    }
+    return rc;
+}
+
+/* Reads (creating it at -1) the partition's row: its next_offset. */
+static int read_pos(struct pg *g, struct sink_part *p, int64_t *pos, struct sl_err *err)
+{
+    int rc = ensure_conn(g, err);
+    if (rc != 0)
+        return rc;
+    char sql[512], part[16], cell[32];
+    snprintf(part, sizeof(part), "%d", p->partition);
+    const char *params[] = {g->s->conf->group, p->topic, part};
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s (grp, topic, part, next_offset) VALUES ($1, $2, $3, -1) "
+             "ON CONFLICT DO NOTHING",
+             g->qoffsets);
+    if ((rc = exec(g, sql, 3, params, NULL, NULL, 0, err)) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql),
+             "SELECT next_offset FROM %s WHERE grp = $1 AND topic = $2 AND part = $3", g->qoffsets);
+    if ((rc = exec(g, sql, 3, params, NULL, cell, sizeof(cell), err)) != 0)
+        return rc;
+    *pos = strtoll(cell, NULL, 10);
+    return 0;
+}
+
+static int pg_flush(void *state, struct sink_part *parts, size_t n, bool force, struct sl_err *err)
+{
+    struct pg *g = state;
+    if (g->batch_ms == 0)
+        return 0;
+    if (!force && g->rows < g->conf->batch_rows && (int64_t)g->batch.len < g->conf->batch_bytes &&
+        kc_now_ms() - g->batch_ms < g->conf->batch_age_ms)
+        return 0;
+    int rc = commit_batch(g, parts, n, err);
+    if (rc == 0)
+        return 0;
+    /* Fenced, or COMMIT's outcome unknown: trust the table, not our memory. */
+    for (size_t i = 0; i < n; i++) {
+        struct ppart *pp = parts[i].priv;
+        int64_t pos;
+        struct sl_err e2 = {{0}};
+        if (read_pos(g, &parts[i], &pos, &e2) == 0 && pos >= 0) {
+            pp->table_pos = pos;
+            parts[i].durable = pos;
+        }
+    }
+    return rc;
+}
+
+static void pg_abort(void *state, struct sink_part *p)
+{
+    struct pg *g = state;
+    struct ppart *pp = p->priv;
+    if (!pp)
+        return;
+    /* The batch is shared: dropping one partition's part drops it all (the driver aborts every
+     * partition after an error anyway). */
+    batch_reset(g);
+    pp->in_batch = false;
+    pp->next = p->durable;
+}
+
+static void pg_revoke(void *state, struct sink_part *p)
+{
+    pg_abort(state, p);
+    SL_FREE(p->priv);
+}
+
+static int pg_assign(void *state, struct sink_part *p, int64_t *start, struct sl_err *err)
+{
+    struct pg *g = state;
+    struct ppart *pp = p->priv;
+    if (!pp) {
+        if (!(pp = sl_calloc(1, sizeof(*pp))))
+            return sl_err_set(err, -ENOMEM, "out of memory");
+        p->priv = pp;
+    }
+    int rc = read_pos(g, p, &pp->table_pos, err);
+    if (rc != 0)
+        return rc;
+    *start = pp->table_pos; /* -1: never loaded, the group's commit or `start` decides */
+    return 0;
+}
+
+static int pg_open(struct sink *s, void *conf, void **state, struct sl_err *err)
+{
+    struct pg *g = sl_calloc(1, sizeof(*g));
+    if (!g)
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    g->s = s;
+    g->conf = conf;
+    sl_buf_init(&g->batch);
+    sl_buf_init(&g->row);
+    sl_buf_init(&g->tmp);
+    g->ncols = g->conf->columns.len ? g->conf->columns.len : SL_ARRAY_LEN(default_cols);
+    if (!(g->cols = sl_calloc(g->ncols, sizeof(*g->cols)))) {
+        *state = g;
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < g->ncols; i++) {
+        if (!g->conf->columns.len) {
+            g->cols[i] = default_cols[i];
+            continue;
+        }
+        const struct pg_col *c = SL_CONF_MAP_AT(&g->conf->columns, struct pg_col, i);
+        g->cols[i] = (struct col_spec){c->name, c->type, c->src, c->field};
+    }
+    struct sl_buf b;
+    sl_buf_init(&b);
+    if (!(g->qtable = quote_ident(g->conf->table)) ||
+        !(g->qoffsets = quote_ident(g->conf->offsets_table))) {
+        sl_buf_fini(&b);
+        *state = g;
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    }
+    sl_buf_printf(&b, "COPY %s (", g->qtable);
+    for (size_t i = 0; i < g->ncols; i++)
+        sl_buf_printf(&b, "%s\"%s\"", i ? ", " : "", g->cols[i].name);
+    sl_buf_append(&b, ") FROM STDIN", 13);
+    if (sl_buf_error(&b)) {
+        sl_buf_fini(&b);
+        *state = g;
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    }
+    g->copy_sql = (char *)b.data;
+    *state = g;
+    /* Connecting now reports a wrong conninfo at once; a database that is down is retried. */
+    int rc = ensure_conn(g, err);
+    if (rc != 0)
+        SL_WARN(s->name, "%s; retrying when partitions are assigned", err->msg);
+    return 0;
+}
+
+static void pg_close(void *state)
+{
+    struct pg *g = state;
+    if (!g)
+        return;
+    if (g->conn)
+        PQfinish(g->conn);
+    sl_buf_fini(&g->batch);
+    sl_buf_fini(&g->row);
+    sl_buf_fini(&g->tmp);
+    sl_free(g->qtable);
+    sl_free(g->qoffsets);
+    sl_free(g->copy_sql);
+    sl_free(g->cols);
+    sl_free(g);
+}
+
+const struct sink_backend sink_pg_backend = {
+    .name = "postgres",
+    .section = &sink_pg_section,
+    .open = pg_open,
+    .close = pg_close,
+    .assign = pg_assign,
+    .abort = pg_abort,
+    .revoke = pg_revoke,
+    .write = pg_write,
+    .flush = pg_flush,
+    .commit_gates_flush = false,
+};
