@@ -29,7 +29,7 @@ struct agent_shipper_conf {
      .type = SL_CONF_MAP,                                                                          \
      .offset = (base) + offsetof(struct agent_shipper_conf, sources),                              \
      .sub = &plugin_source_section,                                                                \
-     .help = "what to read, by name: each has a type (tail) and a topic"},                         \
+     .help = "what to read, by name: each has a type (tail, journald) and a topic"},               \
         {.name = "output",                                                                         \
          .type = SL_CONF_SECTION,                                                                  \
          .offset = (base) + offsetof(struct agent_shipper_conf, output),                           \

@@ -1,4 +1,5 @@
 /* Every plugin compiled into the agent, in one explicit array: nothing is generated. */
+#include "plugins/in_journald.h"
 #include "plugins/in_tail.h"
 #include "plugins/out_kafka.h"
 #include "plugins/plugin.h"
@@ -7,6 +8,7 @@
 
 const struct plugin *const plugin_registry[] = {
     &in_tail_plugin,
+    &in_journald_plugin,
     &out_kafka_plugin,
 };
 
@@ -15,6 +17,7 @@ const size_t plugin_registry_len = sizeof(plugin_registry) / sizeof(plugin_regis
 /* The variants of a source's `type:`, in the order of the registry. */
 const struct sl_conf_section *const plugin_input_sections[] = {
     &in_tail_section,
+    &in_journald_section,
     NULL,
 };
 
