@@ -293,6 +293,17 @@ def check_config(root):
           "collector: a bad drop-in in /etc/sluice/collector.d is reported")
     for path in glob.glob(dropins + "/*.yaml"):
         os.unlink(path)
+    # The agent's examples (nginx, a multiline application) pass once enabled too.
+    adropins = root + "/etc/sluice/agent.d"
+    examples = glob.glob(adropins + "/*.example")
+    check(len(examples) >= 2, f"agent: drop-in examples shipped ({len(examples)})")
+    for ex in examples:
+        shutil.copy(ex, ex[:-len(".example")])
+    r = run(agent + ["--check-config"])
+    check(r.returncode == 0, "agent: the enabled drop-in examples pass"
+          + ("" if r.returncode == 0 else ": " + r.stderr[-400:]))
+    for path in glob.glob(adropins + "/*.yaml"):
+        os.unlink(path)
 
 
 def free_port():
