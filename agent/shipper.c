@@ -273,8 +273,12 @@ void agent_shipper_status(struct agent_shipper *s, struct sl_buf *line)
     double rate = dt > 0 ? (double)(st.records_in - s->status_in) / dt : 0;
     s->status_at = now;
     s->status_in = st.records_in;
-    sl_buf_printf(line, "%.0f lines/s, %llu acked, queue %zu bytes%s", rate,
-                  (unsigned long long)st.records_acked, st.memory,
+    uint64_t lag = 0;
+    for (struct shipper_input *in = s->inputs; in; in = in->next)
+        if (in->self && in->plugin->lag_bytes)
+            lag += in->plugin->lag_bytes(in->self);
+    sl_buf_printf(line, "%.0f lines/s, %llu acked, lag %llu bytes, queue %zu bytes%s", rate,
+                  (unsigned long long)st.records_acked, (unsigned long long)lag, st.memory,
                   st.paused ? ", paused (memory full)" : "");
 }
 

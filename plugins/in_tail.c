@@ -1186,6 +1186,15 @@ const struct sl_conf_section in_tail_section = {
     .check = in_tail_check,
 };
 
+static uint64_t in_tail_lag_bytes(void *self)
+{
+    const struct in_tail *t = self;
+    uint64_t sum = 0;
+    for (const struct tail_file *f = t->files; f; f = f->next)
+        sum += (uint64_t)file_lag((void *)(uintptr_t)f);
+    return sum;
+}
+
 const struct plugin in_tail_plugin = {
     .name = "tail",
     .kind = PLUGIN_INPUT,
@@ -1195,4 +1204,5 @@ const struct plugin in_tail_plugin = {
     .start = in_tail_start,
     .stop = in_tail_stop,
     .free = in_tail_free,
+    .lag_bytes = in_tail_lag_bytes,
 };

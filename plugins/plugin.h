@@ -223,6 +223,9 @@ struct plugin {
     /* Saves what remains (inputs: their checkpoints), releases everything; NULL-safe; the
      * instance must be stopped. */
     void (*free)(void *self);
+    /* Inputs, optional (NULL: not measured): bytes of the sources not yet acknowledged (read
+     * or not), summed over the instance's files; the agent's STATUS line shows it as lag. */
+    uint64_t (*lag_bytes)(void *self);
     const struct plugin_output_ops *output; /* outputs only */
 };
 

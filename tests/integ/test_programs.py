@@ -140,6 +140,12 @@ def test_daemon(prog, tmp, extra):
         got, ok = recv_all(sock, "READY=1", time.time() + 10)
         check(ok, f"{name} sends READY=1")
         check(any(m.startswith("STATUS=") for m in got), f"{name} sends STATUS=")
+        if name == "sluice-agent":
+            # The periodic STATUS (every 5 s) carries the rate and the lag behind the files.
+            more, ok = recv_all(sock, "STATUS=", time.time() + 8)
+            status = [m for m in got + more if m.startswith("STATUS=") and "lines/s" in m]
+            check(status and " lag " in status[-1] and " bytes" in status[-1],
+                  f"the agent's STATUS shows lines/s and lag: {status[-1:] or got}")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
             check(resp.status == 200 and "sluice_build_info{" in body
