@@ -228,7 +228,9 @@ def test_run_local(tmp):
         time.sleep(2.5)  # the live line refreshes every second; let it show the flow
         os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = p.communicate(timeout=15)
-        check(p.returncode == 0, "run-local.sh exits 0 after Ctrl-C")
+        check(p.returncode == 0, f"run-local.sh exits 0 after Ctrl-C (got {p.returncode})")
+        if p.returncode != 0:
+            print(err[-3000:])
         check("[collector] stopped" in err and "[agent] stopped" in err,
               "both programs stopped cleanly")
         check(re.search(r"agent: \d+ lines read, \d+ records acked", err) is not None
