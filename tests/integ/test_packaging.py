@@ -75,6 +75,7 @@ def expected_packages():
             files[f"/usr/share/doc/{name}/{os.path.basename(md)}"] = 0o644
         if name == "sluice-tools":
             files["/usr/share/man/man1/sluice.1.gz"] = 0o644
+            files["/usr/share/doc/sluice-tools/sink.md"] = 0o644
         for c in confs:
             files[c] = 0o644
         out[name] = (os.path.join(BUILD, prog), units, confs, files)

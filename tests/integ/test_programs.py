@@ -56,8 +56,11 @@ def test_flags():
 
 def test_reference_docs():
     """conf.d/<program>.md is what the option tables print: the docs cannot drift."""
-    for prog, doc in ((COLL, "collector.md"), (AGENT, "agent.md")):
-        r = run([prog, "--config-reference"])
+    sluice = os.path.join(BUILD, "collector", "cli", "sluice")
+    for cmd, doc in (([COLL], "collector.md"), ([AGENT], "agent.md"),
+                     ([sluice, "sink"], "sink.md")):
+        prog = cmd[0]
+        r = run(cmd + ["--config-reference"])
         with open(os.path.join(SRC, "conf.d", doc)) as f:
             want = f.read()
         check(r.returncode == 0 and r.stdout == want,
