@@ -88,10 +88,11 @@ trap 'stop 0' INT TERM
 while kill -0 "$cpid" 2>/dev/null && kill -0 "$apid" 2>/dev/null; do
     read -r -t 0.2 -u 3 _ || true
 done
-# Ctrl-C reaches the programs and this script together: a program may be gone before this
-# script's trap ran. Give a pending trap the chance to run (it exits 0) before deciding that a
-# program exited on its own.
+# A program stopped before this script's trap ran: a Ctrl-C reaches the programs and the script
+# together, and the programs may win. Give a pending trap the chance to run first; either way
+# the exit status is the programs' own (stop turns any failure into 1), so a clean stop after
+# a Ctrl-C exits 0 and a crash does not.
 read -r -t 0.5 -u 3 _ || true
 echo >&2
-echo "[sluice] a program exited on its own; stopping the other" >&2
-stop 1
+echo "[sluice] a program stopped; stopping the other" >&2
+stop 0
