@@ -3,6 +3,7 @@
 #include "common/metrics.h"
 
 #include "common/base.h"
+#include "common/json.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -157,42 +158,6 @@ static bool name_valid(const char *s, bool colon)
     return true;
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned char c = *s;
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-                return false;
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        s += n + 1;
-    }
-    return true;
-}
-
 /* True when `name` and a histogram family `hist` would render a line of the same name. */
 static bool hist_clash(const char *hist, const char *name)
 {
@@ -222,7 +187,7 @@ static int check_labels(const char *name, const struct sl_metric_label *labels, 
                               name);
         if (!labels[i].value)
             return sl_err_set(err, -EINVAL, "metric %s: label '%s' has no value", name, ln);
-        if (!utf8_valid(labels[i].value))
+        if (!sl_utf8_valid((const uint8_t *)labels[i].value, strlen(labels[i].value)))
             return sl_err_set(err, -EINVAL, "metric %s: label '%s' value is not valid UTF-8", name,
                               ln);
         for (size_t j = 0; j < i; j++) {
@@ -397,7 +362,7 @@ static int metrics_add(struct sl_metrics *reg, const struct add_req *rq, struct 
     SL_ASSERT(reg && out);
     if (!name_valid(rq->name, true))
         return sl_err_set(err, -EINVAL, "invalid metric name '%s'", rq->name ? rq->name : "(null)");
-    if (rq->help && !utf8_valid(rq->help))
+    if (rq->help && !sl_utf8_valid((const uint8_t *)rq->help, strlen(rq->help)))
         return sl_err_set(err, -EINVAL, "metric %s: help text is not valid UTF-8", rq->name);
     rc = check_labels(rq->name, rq->labels, rq->nlabels, rq->type, err);
     if (rc < 0)

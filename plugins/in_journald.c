@@ -4,11 +4,11 @@
 #include "plugins/in_journald.h"
 
 #include "common/base.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "plugins/in_journald_ckpt.h"
 #include "plugins/in_journald_rec.h"
-#include "plugins/in_tail_json.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -87,7 +87,7 @@ struct in_journald {
     struct in_journald_curq curq;
     struct in_journald_select sel;
     struct in_journald_rec rec;
-    struct in_journald_clock clock;
+    struct sl_json_clock clock;
     struct sl_buf value; /* owned: scratch for one record value */
     struct sl_buf fixed; /* owned: ,"host":"...","source":"..." and the source's fields */
     char *source;        /* owned: "journald", "journald:<folder>" or "journald:files" */
@@ -488,7 +488,8 @@ static bool verify_first(struct in_journald *j)
     } else {
         char when[32] = "unknown";
         if (pa && a.has_realtime)
-            in_journald_time(&j->clock, a.realtime_us, when);
+            sl_json_time(&j->clock, (int64_t)(a.realtime_us / 1000000u),
+                         (uint32_t)(a.realtime_us % 1000000u), when);
         SL_WARN(WHO(j),
                 "the checkpoint's cursor is from another journal (sequence id %s, this "
                 "entry's %s); resuming at the first entry at or after its time, %s",
@@ -739,29 +740,6 @@ static void jd_on_save(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void in_journald_free(void *self);
 
-/* Writes the JSON members every record of this source shares. */
-static int build_fixed(struct in_journald *j)
-{
-    struct sl_buf *b = &j->fixed;
-    sl_buf_append_str(b, ",\"host\":\"");
-    in_tail_json_escape(b, (const uint8_t *)j->ctx.hostname, strlen(j->ctx.hostname));
-    sl_buf_append_str(b, "\",\"source\":\"");
-    in_tail_json_escape(b, (const uint8_t *)j->source, strlen(j->source));
-    sl_buf_append_str(b, "\"");
-    for (size_t i = 0; i < j->src->fields.len; i++) {
-        const char *f = j->src->fields.items[i];
-        const char *eq = strchr(f, '=');
-        if (!eq)
-            continue;
-        sl_buf_append_str(b, ",\"");
-        in_tail_json_escape(b, (const uint8_t *)f, (size_t)(eq - f));
-        sl_buf_append_str(b, "\":\"");
-        in_tail_json_escape(b, (const uint8_t *)eq + 1, strlen(eq + 1));
-        sl_buf_append_str(b, "\"");
-    }
-    return sl_buf_error(b);
-}
-
 /* The source's name=value fields may not take a name journald records use. */
 static int check_source_fields(const struct plugin_source_conf *src, struct sl_err *err)
 {
@@ -792,7 +770,7 @@ static int in_journald_new(const struct plugin_ctx *ctx, const void *conf, void 
     sl_buf_init(&j->value);
     sl_buf_init(&j->fixed);
     in_journald_curq_init(&j->curq);
-    in_journald_clock_init(&j->clock);
+    sl_json_clock_init(&j->clock);
     plugin_ack_owner_init(&j->ack, 0, jd_on_ack);
     j->waiter.on_resume = jd_on_resume;
     ev_io_init(&j->io, jd_on_journal, -1, EV_READ);
@@ -830,7 +808,7 @@ static int in_journald_new(const struct plugin_ctx *ctx, const void *conf, void 
     else
         snprintf(j->source, need, "%s", j->conf->files.len ? "journald:files" : "journald");
     snprintf(j->ckpt_path, cneed, "%s/journald-%s.cursor", ctx->state_dir, ctx->source->name);
-    if (build_fixed(j) != 0) {
+    if (plugin_fixed_members(&j->fixed, j->ctx.hostname, j->source, &j->src->fields) != 0) {
         rc = sl_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }

@@ -3,6 +3,7 @@
 #include "plugins/in_journald.h"
 
 #include "common/base.h"
+#include "common/daemon.h"
 #include "plugins/in_journald_rec.h"
 
 #include <stddef.h>
@@ -123,12 +124,6 @@ static void in_journald_check(void *obj, struct sl_conf_check *chk)
 static const struct sl_conf_enum read_from_enum[] = {
     {"head", IN_JOURNALD_FROM_HEAD}, {"tail", IN_JOURNALD_FROM_TAIL}, {NULL, 0}};
 
-/* syslog's names, as in PRIORITY= and journalctl -p. */
-static const struct sl_conf_enum priority_enum[] = {
-    {"emerg", 0},  {"alert", 1}, {"crit", 2},  {"err", 3}, {"warning", 4},
-    {"notice", 5}, {"info", 6},  {"debug", 7}, {NULL, 0},
-};
-
 #define OPT(field) .offset = offsetof(struct in_journald_conf, field)
 
 static const struct sl_conf_opt in_journald_opts[] = {
@@ -148,7 +143,7 @@ static const struct sl_conf_opt in_journald_opts[] = {
      .type = SL_CONF_ENUM,
      OPT(priority),
      .def = "debug",
-     .enums = priority_enum,
+     .enums = sl_daemon_log_levels, /* syslog's names and numbers, as PRIORITY= */
      .help = "most verbose PRIORITY shipped; debug ships all, entries without one included"},
     {.name = "read_from",
      .type = SL_CONF_ENUM,

@@ -116,45 +116,6 @@ static long select_find(const struct in_journald_select *s, const char *name, si
 
 /* ---- bytes -------------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes left, p[0] >= 0x80), or 0 (RFC 3629). */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
-            return 0; /* overlong, surrogate */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
-            return 0; /* overlong, over U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-bool in_journald_utf8_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t l = utf8_len(p + i, n - i);
-        if (l == 0)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
 size_t in_journald_cut(const uint8_t *p, size_t n, size_t max)
 {
     if (n <= max)
@@ -167,86 +128,6 @@ size_t in_journald_cut(const uint8_t *p, size_t n, size_t max)
     if ((p[k] & 0xc0) == 0x80 || p[k] < 0xc0)
         return max; /* not a character boundary problem: binary, cut where asked */
     return k;
-}
-
-/* Bytes copied as they are into a JSON string: printable ASCII but '"' and '\\'. */
-static const uint8_t plain_tab[256] = {
-    ['\x20'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1,
-    [')'] = 1,    ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1,  ['0'] = 1,
-    ['1'] = 1,    ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,  ['8'] = 1,
-    ['9'] = 1,    [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1,  ['@'] = 1,
-    ['A'] = 1,    ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,  ['H'] = 1,
-    ['I'] = 1,    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1,  ['P'] = 1,
-    ['Q'] = 1,    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1,
-    ['Y'] = 1,    ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,  ['a'] = 1,
-    ['b'] = 1,    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,  ['i'] = 1,
-    ['j'] = 1,    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,  ['q'] = 1,
-    ['r'] = 1,    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,  ['y'] = 1,
-    ['z'] = 1,    ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1,
-};
-
-bool in_journald_json_escape(struct sl_buf *b, const uint8_t *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    bool valid = true;
-    /* Escapes take at most 6 bytes per input byte; the common case fits n plus a little. */
-    if (sl_buf_reserve(b, n + 16) != 0)
-        return valid;
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && plain_tab[p[run]])
-            run++;
-        if (run > i) {
-            sl_buf_append(b, p + i, run - i);
-            i = run;
-            if (i == n)
-                break;
-        }
-        uint8_t c = p[i];
-        if (c >= 0x80) {
-            size_t l = utf8_len(p + i, n - i);
-            if (l) {
-                sl_buf_append(b, p + i, l);
-                i += l;
-            } else {
-                sl_buf_append(b, "\\ufffd", 6);
-                valid = false;
-                i++;
-            }
-            continue;
-        }
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t el = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            el = 6;
-        }
-        sl_buf_append(b, esc, el);
-        i++;
-    }
-    return valid;
 }
 
 int in_journald_base64(struct sl_buf *b, const uint8_t *p, size_t n)
@@ -280,40 +161,6 @@ int in_journald_base64(struct sl_buf *b, const uint8_t *p, size_t n)
     }
     b->len = (size_t)(o - b->data);
     return 0;
-}
-
-/* ---- time --------------------------------------------------------------------------------- */
-
-void in_journald_clock_init(struct in_journald_clock *c)
-{
-    c->sec = INT64_MIN;
-    c->text[0] = '\0';
-}
-
-size_t in_journald_time(struct in_journald_clock *c, uint64_t usec, char *out)
-{
-    int64_t sec = (int64_t)(usec / 1000000u);
-    uint32_t frac = (uint32_t)(usec % 1000000u);
-    if (usec / 1000000u > 253402300799u) /* 9999-12-31T23:59:59Z */
-        return 0;
-    if (sec != c->sec) {
-        time_t tt = (time_t)sec;
-        struct tm tm;
-        if (!gmtime_r(&tt, &tm))
-            return 0;
-        snprintf(c->text, sizeof(c->text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        c->sec = sec;
-    }
-    memcpy(out, c->text, 19);
-    out[19] = '.';
-    for (int i = 25; i >= 20; i--) {
-        out[i] = (char)('0' + frac % 10);
-        frac /= 10;
-    }
-    out[26] = 'Z';
-    out[27] = '\0';
-    return 27;
 }
 
 /* ---- the entry ---------------------------------------------------------------------------- */
@@ -491,7 +338,7 @@ static void add_extra(struct in_journald_rec *r, const char *name, size_t nl, co
     sl_buf_append(b, ",\"", 2);
     sl_buf_append(b, name, nl); /* A-Z, 0-9 and '_': checked by the caller */
     sl_buf_append(b, "\":\"", 3);
-    if (!in_journald_json_escape(b, v, k)) {
+    if (!sl_json_escape(b, v, k)) {
         /* Binary: written again, exactly, in base64 under NAME_base64. */
         sl_buf_truncate(b, mark);
         sl_buf_append(b, ",\"", 2);
@@ -529,7 +376,7 @@ int in_journald_rec_add(struct in_journald_rec *r, const void *data, size_t len)
         k = cut(r, v, vl);
         if (r->raw) {
             sl_buf_append(&r->msg, v, k);
-        } else if (!in_journald_json_escape(&r->msg, v, k)) {
+        } else if (!sl_json_escape(&r->msg, v, k)) {
             r->msg_binary = true;
             sl_buf_append(&r->msg_bin, v, k);
         }
@@ -544,7 +391,7 @@ int in_journald_rec_add(struct in_journald_rec *r, const void *data, size_t len)
         break;
     case KIND_IDENT:
         r->has_ident = true;
-        in_journald_json_escape(&r->ident, v, cut(r, v, vl));
+        sl_json_escape(&r->ident, v, cut(r, v, vl));
         break;
     case KIND_UNIT:
         r->has_unit = true;
@@ -552,7 +399,7 @@ int in_journald_rec_add(struct in_journald_rec *r, const void *data, size_t len)
         if (r->raw)
             sl_buf_append(&r->unit, v, k);
         else
-            in_journald_json_escape(&r->unit, v, k);
+            sl_json_escape(&r->unit, v, k);
         break;
     case KIND_EXTRA:
         add_extra(r, name, nl, v, vl);
@@ -597,14 +444,15 @@ static void put_escaped(struct sl_buf *b, const char *member, const struct sl_bu
     sl_buf_append(b, "\"", 1);
 }
 
-int in_journald_rec_json(struct in_journald_rec *r, struct in_journald_clock *clock,
+int in_journald_rec_json(struct in_journald_rec *r, struct sl_json_clock *clock,
                          uint64_t realtime_us, struct sl_bytes fixed, struct sl_buf *out)
 {
     char ts[32];
     sl_buf_reset(out);
     sl_buf_reserve(out, 160 + fixed.len + r->msg.len + r->unit.len + r->ident.len + r->extra.len +
                             (r->msg_bin.len + 2) / 3 * 4);
-    size_t tl = in_journald_time(clock, realtime_us, ts);
+    size_t tl = sl_json_time(clock, (int64_t)(realtime_us / 1000000u),
+                             (uint32_t)(realtime_us % 1000000u), ts);
     sl_buf_append(out, "{\"time\":\"", 9);
     sl_buf_append(out, ts, tl);
     sl_buf_append(out, "\"", 1);

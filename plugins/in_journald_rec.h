@@ -5,6 +5,7 @@
 
 #include "common/buf.h"
 #include "common/conf.h"
+#include "common/json.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,19 +56,6 @@ void in_journald_select_fini(struct in_journald_select *s);
 /* True when the field name[0..len) is one every record names (message, unit, ...). */
 bool in_journald_rec_core_field(const char *name, size_t len);
 
-/* Caches the formatted second of the last time written. */
-struct in_journald_clock {
-    int64_t sec;   /* INT64_MIN: none */
-    char text[80]; /* "2026-11-22T10:00:00"; room for what snprintf could write */
-};
-
-void in_journald_clock_init(struct in_journald_clock *c);
-
-/* Writes usec (microseconds since the epoch, exactly) as "2026-11-22T10:00:00.123456Z" into
- * out (at least 28 bytes, NUL-terminated) and returns its length (27), or 0 for a time past
- * the year 9999. */
-size_t in_journald_time(struct in_journald_clock *c, uint64_t usec, char *out);
-
 /* How a field name is handled, cached per name so the common case costs one hash probe. */
 #define IN_JOURNALD_NAME_SLOTS 512 /* a power of two; names beyond 3/4 of it take the slow way */
 
@@ -117,21 +105,11 @@ int in_journald_rec_add(struct in_journald_rec *r, const void *data, size_t len)
 /* Writes the entry's JSON value (see the diagram) to out, which is reset first. fixed holds
  * the members after "time" (",\"host\":\"...\",..."), written as given. Returns 0 or -ENOMEM
  * (out's sticky error). */
-int in_journald_rec_json(struct in_journald_rec *r, struct in_journald_clock *clock,
+int in_journald_rec_json(struct in_journald_rec *r, struct sl_json_clock *clock,
                          uint64_t realtime_us, struct sl_bytes fixed, struct sl_buf *out);
-
-/* Appends p[0..n) as the inside of a JSON string: '"', '\\' and control bytes escaped, valid
- * UTF-8 copied, and each byte that is not part of valid UTF-8 replaced by \ufffd. Returns
- * true when every byte was valid UTF-8 (nothing replaced). b's sticky error says if memory ran
- * out. */
-bool in_journald_json_escape(struct sl_buf *b, const uint8_t *p, size_t n);
 
 /* Appends p[0..n) base64-encoded (RFC 4648, padded) to b. Returns b's sticky error. */
 int in_journald_base64(struct sl_buf *b, const uint8_t *p, size_t n);
-
-/* True when p[0..n) is valid UTF-8 (RFC 3629: no overlongs, surrogates or values over
- * U+10FFFF). NUL and control bytes are valid. */
-bool in_journald_utf8_valid(const uint8_t *p, size_t n);
 
 /* The length to keep of a value of n bytes cut to at most max: max itself, or less so that a
  * valid UTF-8 value is not cut inside a character. */

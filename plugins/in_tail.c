@@ -872,27 +872,6 @@ static void tail_on_house(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void in_tail_free(void *self);
 
-/* Writes the JSON members every record of this source shares: ,"host":"...",<fields>. */
-static int build_fixed(struct in_tail *t)
-{
-    struct sl_buf *b = &t->fixed;
-    sl_buf_append_str(b, ",\"host\":\"");
-    in_tail_json_escape(b, (const uint8_t *)t->ctx.hostname, strlen(t->ctx.hostname));
-    sl_buf_append_str(b, "\"");
-    for (size_t i = 0; i < t->src->fields.len; i++) {
-        const char *f = t->src->fields.items[i];
-        const char *eq = strchr(f, '=');
-        if (!eq)
-            continue;
-        sl_buf_append_str(b, ",\"");
-        in_tail_json_escape(b, (const uint8_t *)f, (size_t)(eq - f));
-        sl_buf_append_str(b, "\":\"");
-        in_tail_json_escape(b, (const uint8_t *)eq + 1, strlen(eq + 1));
-        sl_buf_append_str(b, "\"");
-    }
-    return sl_buf_error(b);
-}
-
 static int in_tail_new(const struct plugin_ctx *ctx, const void *conf, void **self,
                        struct sl_err *err)
 {
@@ -907,7 +886,7 @@ static int in_tail_new(const struct plugin_ctx *ctx, const void *conf, void **se
     sl_buf_init(&t->rec);
     sl_buf_init(&t->line);
     sl_buf_init(&t->fixed);
-    in_tail_json_clock_init(&t->clock);
+    sl_json_clock_init(&t->clock);
     t->waiter.on_resume = tail_on_resume;
     ev_io_init(&t->ino_io, tail_on_inotify, -1, EV_READ);
     ev_timer_init(&t->rescan, tail_on_rescan, 0, (double)t->conf->rescan_ms / 1000.0);
@@ -936,7 +915,8 @@ static int in_tail_new(const struct plugin_ctx *ctx, const void *conf, void **se
     }
     size_t need = strlen(ctx->state_dir) + strlen(ctx->source->name) + 16;
     t->ckpt_path = sl_malloc(need);
-    if (!t->ckpt_path || build_fixed(t) != 0) {
+    if (!t->ckpt_path ||
+        plugin_fixed_members(&t->fixed, t->ctx.hostname, NULL, &t->src->fields) != 0) {
         rc = sl_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }

@@ -7,7 +7,7 @@
 #include "common/metrics.h"
 #include "plugins/in_tail.h"
 #include "plugins/in_tail_ckpt.h"
-#include "plugins/in_tail_json.h"
+#include "common/json.h"
 #include "plugins/plugin.h"
 
 #include <ev.h>
@@ -81,7 +81,7 @@ struct in_tail {
     struct sl_buf rec;   /* owned: scratch for one record value */
     struct sl_buf line;  /* owned: scratch for a line matched against multiline_start */
     struct sl_buf fixed; /* owned: ,"host":"..." and the extra fields, as JSON */
-    struct in_tail_json_clock clock;
+    struct sl_json_clock clock;
     size_t open_files;
     size_t rotated_open;
     uint64_t lines, bytes, truncated;

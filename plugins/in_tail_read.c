@@ -62,14 +62,14 @@ static int emit_record(struct tail_file *f, const uint8_t *p, size_t n, uint64_t
         char ts[32];
         sl_buf_reset(b);
         sl_buf_append(b, "{\"time\":\"", 9);
-        size_t tl = in_tail_json_time(&t->clock, now, ts);
+        size_t tl = sl_json_time_double(&t->clock, now, ts);
         sl_buf_append(b, ts, tl);
         sl_buf_append(b, "\"", 1);
         sl_buf_append(b, t->fixed.data, t->fixed.len); /* ,"host":"..." */
         sl_buf_append(b, ",\"source\":\"", 11);
-        in_tail_json_escape(b, (const uint8_t *)f->source, strlen(f->source));
+        sl_json_escape(b, (const uint8_t *)f->source, strlen(f->source));
         sl_buf_append(b, "\",\"message\":\"", 13);
-        in_tail_json_escape(b, p, n);
+        sl_json_escape(b, p, n);
         sl_buf_append(b, "\"", 1);
         if (cut)
             sl_buf_append(b, ",\"truncated\":true", 17);

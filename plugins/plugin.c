@@ -3,6 +3,7 @@
 #include "plugins/plugin.h"
 
 #include "common/base.h"
+#include "common/json.h"
 #include "common/mem.h"
 
 #include <stddef.h>
@@ -177,3 +178,27 @@ const struct sl_conf_section plugin_source_section = {
     .variant_offset = offsetof(struct plugin_source_conf, type),
     .check = source_check,
 };
+
+static void put_member(struct sl_buf *b, const char *name, size_t name_len, const char *value)
+{
+    sl_buf_append_str(b, ",\"");
+    sl_json_escape(b, (const uint8_t *)name, name_len);
+    sl_buf_append_str(b, "\":\"");
+    sl_json_escape(b, (const uint8_t *)value, strlen(value));
+    sl_buf_append_str(b, "\"");
+}
+
+int plugin_fixed_members(struct sl_buf *b, const char *hostname, const char *source,
+                         const struct sl_conf_list *fields)
+{
+    put_member(b, "host", 4, hostname);
+    if (source)
+        put_member(b, "source", 6, source);
+    for (size_t i = 0; i < fields->len; i++) {
+        const char *f = fields->items[i];
+        const char *eq = strchr(f, '=');
+        if (eq)
+            put_member(b, f, (size_t)(eq - f), eq + 1);
+    }
+    return sl_buf_error(b);
+}

@@ -236,6 +236,12 @@ extern const size_t plugin_registry_len;
 /* The plugin of that kind and name, or NULL. */
 const struct plugin *plugin_find(enum plugin_kind kind, const char *name);
 
+/* Appends the JSON members every record of a source shares, each escaped:
+ * ,"host":"<hostname>" then ,"source":"<source>" (when source is not NULL) then one
+ * ,"name":"value" per `fields` entry. Returns b's sticky error. */
+int plugin_fixed_members(struct sl_buf *b, const char *hostname, const char *source,
+                         const struct sl_conf_list *fields);
+
 /* The registered plugin whose option table is `section` (a source's chosen variant), or NULL. */
 const struct plugin *plugin_by_section(const struct sl_conf_section *section);
 

@@ -1,6 +1,7 @@
 /* Output helpers of the sluice commands: JSON strings, aligned tables, times, progress. */
 #include "collector/cli/cli.h"
 
+#include "common/json.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -59,39 +60,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 when invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    uint32_t cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 void cli_json_str(struct sl_buf *b, const void *vp, size_t n)
 {
     if (!vp) {
@@ -103,7 +71,7 @@ void cli_json_str(struct sl_buf *b, const void *vp, size_t n)
     size_t run = 0; /* bytes at p[i - run .. i) to copy as they are */
     for (size_t i = 0; i < n;) {
         uint8_t c = p[i];
-        size_t u = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
+        size_t u = c >= 0x20 && c != '"' && c != '\\' ? sl_utf8_len(p + i, n - i) : 0;
         if (u > 0 && c != 0x7f) {
             i += u;
             run += u;

@@ -3,6 +3,7 @@
 #include "collector/cli/sink.h"
 
 #include "common/buf.h"
+#include "common/json.h"
 
 #include <string.h>
 
@@ -48,39 +49,6 @@ static int hex4(const uint8_t *p, unsigned *out)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((p[k] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[k] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 static int string(struct jr *r)
 {
     r->i++; /* the opening quote */
@@ -108,7 +76,7 @@ static int string(struct jr *r)
             r->i += 2;
             continue;
         }
-        size_t l = utf8_len(r->p + r->i, r->n - r->i);
+        size_t l = sl_utf8_len(r->p + r->i, r->n - r->i);
         if (l == 0)
             return fail(r, "invalid UTF-8");
         r->i += l;

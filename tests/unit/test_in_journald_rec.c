@@ -20,7 +20,7 @@
 struct fx {
     struct in_journald_select sel;
     struct in_journald_rec rec;
-    struct in_journald_clock clock;
+    struct sl_json_clock clock;
     struct sl_buf out;
 };
 
@@ -48,7 +48,7 @@ static void fx_init(struct fx *f, const char *const *fields, size_t n, size_t ma
     assert_int_equal(in_journald_select_init(&f->sel, &l), 0);
     list_free(&l);
     assert_int_equal(in_journald_rec_init(&f->rec, &f->sel, max, raw), 0);
-    in_journald_clock_init(&f->clock);
+    sl_json_clock_init(&f->clock);
     sl_buf_init(&f->out);
 }
 
@@ -290,30 +290,30 @@ static void test_base64_vectors(void **state)
 
 static void test_utf8_validity(void **state)
 {
-    assert_true(in_journald_utf8_valid((const uint8_t *)"", 0));
-    assert_true(in_journald_utf8_valid((const uint8_t *)"a\0b", 3));
-    assert_true(in_journald_utf8_valid((const uint8_t *)"\xf0\x9f\x98\x80", 4));
-    assert_false(in_journald_utf8_valid((const uint8_t *)"\xc0\xaf", 2));     /* overlong */
-    assert_false(in_journald_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
-    assert_false(in_journald_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));
-    assert_false(in_journald_utf8_valid((const uint8_t *)"\xe2\x82", 2)); /* cut */
+    assert_true(sl_utf8_valid((const uint8_t *)"", 0));
+    assert_true(sl_utf8_valid((const uint8_t *)"a\0b", 3));
+    assert_true(sl_utf8_valid((const uint8_t *)"\xf0\x9f\x98\x80", 4));
+    assert_false(sl_utf8_valid((const uint8_t *)"\xc0\xaf", 2));     /* overlong */
+    assert_false(sl_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(sl_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));
+    assert_false(sl_utf8_valid((const uint8_t *)"\xe2\x82", 2)); /* cut */
 }
 
 static void test_time_is_exact(void **state)
 {
-    struct in_journald_clock c;
-    in_journald_clock_init(&c);
+    struct sl_json_clock c;
+    sl_json_clock_init(&c);
     char out[32];
-    assert_int_equal(in_journald_time(&c, 1700000000999999ULL, out), 27);
+    assert_int_equal(sl_json_time(&c, 1700000000, 999999, out), 27);
     assert_string_equal(out, "2023-11-14T22:13:20.999999Z");
     /* The cached second is reused, and replaced when it changes. */
-    assert_int_equal(in_journald_time(&c, 1700000000000001ULL, out), 27);
+    assert_int_equal(sl_json_time(&c, 1700000000, 1, out), 27);
     assert_string_equal(out, "2023-11-14T22:13:20.000001Z");
-    assert_int_equal(in_journald_time(&c, 1700000001000000ULL, out), 27);
+    assert_int_equal(sl_json_time(&c, 1700000001, 0, out), 27);
     assert_string_equal(out, "2023-11-14T22:13:21.000000Z");
-    assert_int_equal(in_journald_time(&c, 253402300799999999ULL, out), 27);
+    assert_int_equal(sl_json_time(&c, 253402300799, 999999, out), 27);
     assert_string_equal(out, "9999-12-31T23:59:59.999999Z");
-    assert_int_equal(in_journald_time(&c, 253402300800000000ULL, out), 0);
+    assert_int_equal(sl_json_time(&c, 253402300800, 0, out), 0);
 }
 
 static void test_out_of_memory_is_retriable(void **state)

@@ -1,4 +1,4 @@
-/* Unit tests for plugins/in_tail_json.c: escaping always yields valid UTF-8 JSON string
+/* Unit tests for common/json.c: escaping always yields valid UTF-8 JSON string
  * contents (invalid bytes become U+FFFD), and timestamps are RFC 3339 UTC with microseconds. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "plugins/in_tail_json.h"
+#include "common/json.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,7 +18,10 @@ static char *esc(const char *s, size_t n)
     static char out[4096];
     struct sl_buf b;
     sl_buf_init(&b);
-    assert_int_equal(in_tail_json_escape(&b, (const uint8_t *)s, n), 0);
+    /* true exactly when nothing needed repair */
+    assert_int_equal(sl_json_escape(&b, (const uint8_t *)s, n),
+                     sl_utf8_valid((const uint8_t *)s, n));
+    assert_int_equal(sl_buf_error(&b), 0);
     assert_true(b.len < sizeof(out));
     memcpy(out, b.data ? (const char *)b.data : "", b.len);
     out[b.len] = '\0';
@@ -32,7 +35,8 @@ static void test_plain_and_escapes(void **state)
     assert_string_equal(esc("hello world", 11), "hello world");
     assert_string_equal(esc("a\"b\\c", 5), "a\\\"b\\\\c");
     assert_string_equal(esc("\n\r\t\b\f", 5), "\\n\\r\\t\\b\\f");
-    assert_string_equal(esc("\x01\x1f\x7f", 3), "\\u0001\\u001f\x7f");
+    /* DEL is escaped too: JSON allows it raw, but it is a control character on a terminal. */
+    assert_string_equal(esc("\x01\x1f\x7f", 3), "\\u0001\\u001f\\u007f");
     assert_string_equal(esc("a\0b", 3), "a\\u0000b");
     assert_string_equal(esc("/", 1), "/");
 }
@@ -102,7 +106,8 @@ static void test_random_bytes(void **state)
         for (size_t i = 0; i < n; i++)
             in[i] = (uint8_t)random();
         sl_buf_reset(&b);
-        assert_int_equal(in_tail_json_escape(&b, in, n), 0);
+        assert_int_equal(sl_json_escape(&b, in, n), sl_utf8_valid(in, n));
+        assert_int_equal(sl_buf_error(&b), 0);
         assert_true(json_string_ok(b.data, b.len));
         assert_true(b.len >= n); /* nothing dropped: each byte gives one or more */
     }
@@ -111,19 +116,19 @@ static void test_random_bytes(void **state)
 
 static void test_time(void **state)
 {
-    struct in_tail_json_clock c;
-    in_tail_json_clock_init(&c);
+    struct sl_json_clock c;
+    sl_json_clock_init(&c);
     char out[32];
-    assert_int_equal(in_tail_json_time(&c, 0.0, out), 27);
+    assert_int_equal(sl_json_time_double(&c, 0.0, out), 27);
     assert_string_equal(out, "1970-01-01T00:00:00.000000Z");
-    assert_int_equal(in_tail_json_time(&c, 1795341600.123456, out), 27);
+    assert_int_equal(sl_json_time_double(&c, 1795341600.123456, out), 27);
     assert_string_equal(out, "2026-11-22T10:00:00.123456Z");
     /* Same second from the cache, then the next one. */
-    assert_int_equal(in_tail_json_time(&c, 1795341600.9, out), 27);
+    assert_int_equal(sl_json_time_double(&c, 1795341600.9, out), 27);
     assert_string_equal(out, "2026-11-22T10:00:00.900000Z");
-    assert_int_equal(in_tail_json_time(&c, 1795341600.9999996, out), 27);
+    assert_int_equal(sl_json_time_double(&c, 1795341600.9999996, out), 27);
     assert_string_equal(out, "2026-11-22T10:00:01.000000Z");
-    assert_int_equal(in_tail_json_time(&c, 1e300, out), 0);
+    assert_int_equal(sl_json_time_double(&c, 1e300, out), 0);
 }
 
 int main(void)
