@@ -1,7 +1,11 @@
 /* Address formatting and directory creation for the daemons' start-up. */
 #include "common/daemon_util.h"
 
+#include "common/mem.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,4 +45,59 @@ int sl_mkdir_p(const char *path, struct sl_err *err)
     if (access(tmp, W_OK | X_OK) != 0)
         return sl_err_set(err, -errno, "%s: not writable: %s", tmp, strerror(errno));
     return 0;
+}
+
+int sl_file_replace(const char *path, const void *data, size_t len, struct sl_err *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = sl_malloc(plen + 5);
+    char *dir = sl_strdup(path);
+    int fd = -1, rc = 0;
+    if (!tmp || !dir) {
+        rc = sl_err_set(err, -ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = sl_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (const char *p = data; len > 0 && rc == 0;) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0) {
+            p += w;
+            len -= (size_t)w;
+        }
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        sl_err_set(err, rc, "%s: %s", tmp, strerror(-rc));
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = sl_err_set(err, -errno, "rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    /* The rename is durable once the folder's entry is. */
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    sl_free(tmp);
+    sl_free(dir);
+    return rc;
 }

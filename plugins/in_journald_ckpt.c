@@ -3,11 +3,11 @@
 #include "plugins/in_journald_ckpt.h"
 
 #include "common/buf.h"
+#include "common/daemon_util.h"
 #include "common/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -200,20 +200,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int in_journald_ckpt_save(const char *file, const char *cursor, struct sl_err *err)
 {
     size_t cl = strlen(cursor);
@@ -224,49 +210,9 @@ int in_journald_ckpt_save(const char *file, const char *cursor, struct sl_err *e
                           file, cl);
     char body[CKPT_MAX_BYTES];
     int n = snprintf(body, sizeof(body), "%s%s\n", CKPT_HEADER, cursor);
-    size_t flen = strlen(file);
-    char *tmp = sl_malloc(flen + 5);
-    char *dir = sl_strdup(file);
-    int fd = -1, rc = 0;
-    if (!tmp || !dir) {
-        rc = sl_err_set(err, -ENOMEM, "%s: out of memory", file);
-        goto out;
-    }
-    memcpy(tmp, file, flen);
-    memcpy(tmp + flen, ".tmp", 5);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        rc = sl_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    rc = write_all(fd, body, (size_t)n);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (rc != 0) {
-        sl_err_set(err, rc, "%s: %s", tmp, strerror(-rc));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, file) != 0) {
-        rc = sl_err_set(err, -errno, "rename %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    /* The rename is durable once the folder's entry is. */
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-out:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    sl_free(tmp);
-    sl_free(dir);
-    return rc;
+    if (n < 0 || (size_t)n >= sizeof(body))
+        return sl_err_set(err, SL_EPARSE, "%s: a cursor of %zu bytes does not fit", file, cl);
+    return sl_file_replace(file, body, (size_t)n, err);
 }
 
 /* ---- positions to cursors ----------------------------------------------------------------- */

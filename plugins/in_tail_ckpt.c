@@ -2,12 +2,12 @@
 #include "plugins/in_tail_ckpt.h"
 
 #include "common/buf.h"
+#include "common/daemon_util.h"
 #include "common/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,27 +133,11 @@ const struct in_tail_ckpt_entry *in_tail_ckpt_find(const struct in_tail_ckpt *c,
     return NULL;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int in_tail_ckpt_save(const char *file, const struct in_tail_ckpt_entry *e, size_t n,
                       struct sl_err *err)
 {
     struct sl_buf b;
     sl_buf_init(&b);
-    char *tmp = NULL, *dir = NULL;
-    int fd = -1, rc = 0;
     sl_buf_append_str(&b, CKPT_HEADER);
     for (size_t i = 0; i < n; i++) {
         if (!e[i].path || strchr(e[i].path, '\n') || e[i].path[0] == '\0')
@@ -161,46 +145,11 @@ int in_tail_ckpt_save(const char *file, const struct in_tail_ckpt_entry *e, size
         sl_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %u %08x %" PRIu64 " %s\n", e[i].dev, e[i].ino,
                       (unsigned)e[i].fp_len, (unsigned)e[i].fp_crc, e[i].offset, e[i].path);
     }
-    size_t flen = strlen(file);
-    tmp = sl_malloc(flen + 5);
-    dir = sl_strdup(file);
-    if (sl_buf_error(&b) || !tmp || !dir) {
-        rc = sl_err_set(err, -ENOMEM, "%s: out of memory", file);
-        goto out;
+    if (sl_buf_error(&b)) {
+        sl_buf_fini(&b);
+        return sl_err_set(err, -ENOMEM, "%s: out of memory", file);
     }
-    memcpy(tmp, file, flen);
-    memcpy(tmp + flen, ".tmp", 5);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        rc = sl_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    rc = write_all(fd, b.data, b.len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (rc != 0) {
-        sl_err_set(err, rc, "%s: %s", tmp, strerror(-rc));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, file) != 0) {
-        rc = sl_err_set(err, -errno, "rename %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    /* The rename is durable once the folder's entry is. */
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-out:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    sl_free(tmp);
-    sl_free(dir);
+    int rc = sl_file_replace(file, b.data, b.len, err);
     sl_buf_fini(&b);
     return rc;
 }
