@@ -75,6 +75,11 @@ void cli_table_print(const struct cli_table *t, FILE *fp);
 /* Frees the cells; t may be initialised again. */
 void cli_table_fini(struct cli_table *t);
 
+/* Ends a listing command: when rc is 0, prints js (--json) or the table, or returns -ENOMEM
+ * with err set when either ran out of memory. Returns rc otherwise; frees nothing. */
+int cli_output(const struct cli *c, const struct cli_table *tab, const struct sl_buf *js, int rc,
+               struct sl_err *err);
+
 /* Writes ms since the epoch as "2026-11-22T10:00:00.123Z" (buf of at least 32 bytes); "-" for
  * a negative value. */
 void cli_format_time(int64_t ms, char *buf, size_t size);

@@ -325,3 +325,17 @@ void cli_progress_end(struct cli_progress *p)
     }
     p->drawn = false;
 }
+
+int cli_output(const struct cli *c, const struct cli_table *tab, const struct sl_buf *js, int rc,
+               struct sl_err *err)
+{
+    if (rc != 0)
+        return rc;
+    if (tab->err || sl_buf_error(js))
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    if (c->json)
+        fwrite(js->data, 1, js->len, stdout);
+    else
+        cli_table_print(tab, stdout);
+    return 0;
+}

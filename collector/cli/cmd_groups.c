@@ -107,14 +107,7 @@ static int groups_list(struct cli *c, struct sl_err *err)
         kc_group_desc_fini(&d);
     }
     sl_buf_append_str(&js, "]\n");
-    if (rc == 0 && (tab.err || sl_buf_error(&js)))
-        rc = sl_err_set(err, -ENOMEM, "out of memory");
-    if (rc == 0) {
-        if (c->json)
-            fwrite(js.data, 1, js.len, stdout);
-        else
-            cli_table_print(&tab, stdout);
-    }
+    rc = cli_output(c, &tab, &js, rc, err);
     sl_buf_fini(&js);
     cli_table_fini(&tab);
     kc_group_infos_free(g, n);

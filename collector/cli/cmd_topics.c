@@ -94,14 +94,7 @@ static int topics_list(struct cli *c, struct sl_err *err)
         sl_buf_printf(&js, ",\"partitions\":%d,\"records\":%lld}", t->nparts, (long long)records);
     }
     sl_buf_append_str(&js, "]\n");
-    if (rc == 0 && (tab.err || sl_buf_error(&js)))
-        rc = sl_err_set(err, -ENOMEM, "out of memory");
-    if (rc == 0) {
-        if (c->json)
-            fwrite(js.data, 1, js.len, stdout);
-        else
-            cli_table_print(&tab, stdout);
-    }
+    rc = cli_output(c, &tab, &js, rc, err);
     sl_buf_fini(&js);
     cli_table_fini(&tab);
     kc_meta_fini(&m);
@@ -159,14 +152,7 @@ static int topics_describe(struct cli *c, char **names, int n, struct sl_err *er
         kc_meta_fini(&m);
     }
     sl_buf_append_str(&js, "]\n");
-    if (rc == 0 && (tab.err || sl_buf_error(&js)))
-        rc = sl_err_set(err, -ENOMEM, "out of memory");
-    if (rc == 0) {
-        if (c->json)
-            fwrite(js.data, 1, js.len, stdout);
-        else
-            cli_table_print(&tab, stdout);
-    }
+    rc = cli_output(c, &tab, &js, rc, err);
     sl_buf_fini(&js);
     cli_table_fini(&tab);
     return rc;
