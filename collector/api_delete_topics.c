@@ -57,7 +57,7 @@ int coll_api_delete_topics(struct coll_req *req)
             /* Kafka removes a deleted topic's committed offsets from every group. */
             struct sl_err gerr = {{0}};
             if (coll_goff_delete_topic(srv->goff, topic, &gerr) != 0 ||
-                coll_goff_flush(srv->goff, srv->groups_conf.commit_sync, &gerr) != 0)
+                coll_goff_flush(srv->goff, srv->groups.conf.commit_sync, &gerr) != 0)
                 SL_ERR("group", "removing the committed offsets of %s: %s", topic, gerr.msg);
             coll_server_untrack_groups(srv, NULL, topic);
         }

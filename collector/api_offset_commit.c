@@ -112,8 +112,13 @@ int coll_api_offset_commit(struct coll_req *req)
     char gname[256];
     if (gerr == KAFKA_E_NONE && !coll_str_copy(gname, sizeof(gname), group))
         gerr = KAFKA_E_INVALID_GROUP_ID;
-    int16_t *errs = sl_calloc(total ? total : 1, sizeof(*errs));
-    if (!errs)
+    /* Per partition: its answer, and whether the group commits it for the first time (its
+     * metrics are registered then, not on every commit). */
+    struct oc_result {
+        int16_t err;
+        bool fresh;
+    } *res = sl_calloc(total ? total : 1, sizeof(*res));
+    if (!res)
         return -ENOMEM;
 
     /* Pass 2: stage every valid commit, then write them with one flush. */
@@ -136,6 +141,8 @@ int coll_api_offset_commit(struct coll_req *req)
             }
             if (e == KAFKA_E_NONE) {
                 struct sl_err err = {{0}};
+                struct coll_goff_entry prev;
+                res[k].fresh = !coll_goff_get(srv->goff, gname, topic, pt.partition, &prev);
                 int rc = coll_goff_put(srv->goff, gname, topic, pt.partition, pt.offset, pt.epoch,
                                        pt.meta.p ? mbuf : NULL, coll_server_wall_ms(), &err);
                 if (rc == COLL_GOFF_EMETADATA) {
@@ -146,11 +153,11 @@ int coll_api_offset_commit(struct coll_req *req)
                     e = KAFKA_E_UNKNOWN_SERVER_ERROR;
                 }
             }
-            errs[k] = e;
+            res[k].err = e;
         }
     }
     struct sl_err ferr = {{0}};
-    bool flushed = coll_goff_flush(srv->goff, srv->groups_conf.commit_sync, &ferr) == 0;
+    bool flushed = coll_goff_flush(srv->goff, srv->groups.conf.commit_sync, &ferr) == 0;
     if (!flushed)
         SL_ERR("group", "writing the commits of '%.*s' failed: %s", (int)SL_MIN(group.len, 100),
                group.p ? (const char *)group.p : "", ferr.msg);
@@ -163,22 +170,24 @@ int coll_api_offset_commit(struct coll_req *req)
     sl_reader_init(&rr, r->p + topics_at, r->len - topics_at);
     k = 0;
     for (int32_t t = 0; t < nt; t++) {
-        struct sl_bytes raw = sl_reader_string(&rr);
+        char topic[COLL_TOPIC_NAME_MAX + 1];
+        struct sl_bytes raw;
+        read_topic(&rr, topic, &raw);
         int32_t np = sl_reader_array(&rr, OC_MAX_PARTITIONS, 14);
         sl_buf_put_string(b, raw.p ? raw : SL_BYTES_STR(""));
         sl_buf_put_i32(b, np);
         for (int32_t p = 0; p < np; p++, k++) {
             struct oc_part pt;
             read_part(&rr, req->version, &pt);
-            int16_t e = errs[k];
+            int16_t e = res[k].err;
             if (e == KAFKA_E_NONE && !flushed)
                 e = KAFKA_E_KAFKA_STORAGE_ERROR; /* rolled back: the client retries */
+            if (e == KAFKA_E_NONE && res[k].fresh)
+                coll_server_track_offset(srv, gname, topic, pt.partition);
             sl_buf_put_i32(b, pt.partition);
             sl_buf_put_i16(b, e);
         }
     }
-    sl_free(errs);
-    if (flushed && gerr == KAFKA_E_NONE)
-        coll_server_track_group(srv, gname);
+    sl_free(res);
     return COLL_API_DONE;
 }

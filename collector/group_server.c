@@ -123,6 +123,15 @@ void coll_server_track_group(struct coll_server *srv, const char *group)
     coll_goff_foreach(srv->goff, group, track_entry, srv);
 }
 
+void coll_server_track_offset(struct coll_server *srv, const char *group, const char *topic,
+                              int32_t partition)
+{
+    if (!srv->metrics)
+        return;
+    gauges_add(srv, group, NULL, -1);
+    gauges_add(srv, group, topic, partition);
+}
+
 void coll_server_untrack_groups(struct coll_server *srv, const char *group, const char *topic)
 {
     for (struct coll_group_gauges **pp = &srv->group_gauges; *pp;) {
@@ -163,12 +172,12 @@ static void expire_offsets(struct coll_server *srv)
         /* Kafka 2.1+: retention counts from when the group emptied (or from this start, for
          * groups loaded from disk), and from its last commit. */
         int64_t empty_for = srv->groups.now_ms(srv->groups.clock_arg) - g->empty_since_ms;
-        if (empty_for < srv->groups_conf.offsets_retention_ms)
+        if (empty_for < srv->groups.conf.offsets_retention_ms)
             continue;
         struct newest_ctx c = {INT64_MIN};
         coll_goff_foreach(srv->goff, g->name, newest_commit, &c);
         bool has = c.newest != INT64_MIN;
-        if (has && now - c.newest < srv->groups_conf.offsets_retention_ms)
+        if (has && now - c.newest < srv->groups.conf.offsets_retention_ms)
             continue;
         struct sl_err err = {{0}};
         if (has && coll_goff_delete_group(srv->goff, g->name, &err) != 0) {
@@ -217,17 +226,18 @@ static void load_group(const struct coll_goff_entry *e, void *arg)
 
 int coll_server_groups_init(struct coll_server *srv, const char *data_dir, struct sl_err *err)
 {
+    struct coll_groups_conf conf;
     if (srv->conf->groups) {
-        srv->groups_conf = *srv->conf->groups;
+        conf = *srv->conf->groups;
     } else {
         struct sl_conf_errors errs;
         memset(&errs, 0, sizeof(errs));
-        if (sl_conf_load_string(&coll_groups_conf_section, &srv->groups_conf, "<defaults>", "{}", 2,
-                                &errs) != 0)
+        if (sl_conf_load_string(&coll_groups_conf_section, &conf, "<defaults>", "{}", 2, &errs) !=
+            0)
             return sl_err_set(err, -ENOMEM, "out of memory");
-        sl_conf_free(&coll_groups_conf_section, &srv->groups_conf);
+        sl_conf_free(&coll_groups_conf_section, &conf);
     }
-    coll_groups_init(&srv->groups, &srv->groups_conf, NULL, NULL);
+    coll_groups_init(&srv->groups, &conf, NULL, NULL);
     int rc = coll_goff_open(data_dir, NULL, &srv->goff, err);
     if (rc != 0)
         return rc;

@@ -77,7 +77,6 @@ struct coll_server {
     struct coll_topic_stats *topics; /* owned list */
     struct coll_part_gauges *part_gauges; /* owned list */
     struct coll_groups groups;            /* the group coordinator */
-    struct coll_groups_conf groups_conf;
     struct coll_goff *goff; /* owned: committed offsets */
     ev_timer group_timer;   /* session expiries and rebalance deadlines */
     int64_t groups_expired_ms; /* wall clock of the last offset expiry pass */
@@ -235,6 +234,10 @@ void coll_server_groups_fini(struct coll_server *srv);
 /* group_server.c: registers the gauges of group and of every partition it committed
  * (idempotent; after a commit or a join). */
 void coll_server_track_group(struct coll_server *srv, const char *group);
+/* Registers the gauges of one committed partition of group, and the group's own (after its
+ * first commit there; idempotent). */
+void coll_server_track_offset(struct coll_server *srv, const char *group, const char *topic,
+                              int32_t partition);
 /* Drops the lag gauges of a deleted topic (every group), or of a removed group (topic NULL
  * and group set: everything of that group). */
 void coll_server_untrack_groups(struct coll_server *srv, const char *group, const char *topic);
