@@ -56,6 +56,11 @@ int cmd_groups(struct cli *c, int argc, char **argv);
  * valid JSON. p NULL appends null. */
 void cli_json_str(struct sl_buf *b, const void *p, size_t n);
 
+struct sl_batch_record;
+/* Appends a record's key and headers as JSON text: KEY,"headers":[[K,V],...] (the caller has
+ * written "key": before it), each with cli_json_str. */
+void cli_json_key_headers(struct sl_buf *b, const struct sl_batch_record *rec);
+
 /* A table printed with aligned columns (the header in capitals), or collected for JSON by the
  * caller. Cells are copied. */
 struct cli_table {

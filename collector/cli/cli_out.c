@@ -1,6 +1,7 @@
 /* Output helpers of the sluice commands: JSON strings, aligned tables, times, progress. */
 #include "collector/cli/cli.h"
 
+#include "common/batch.h"
 #include "common/json.h"
 #include "common/mem.h"
 
@@ -338,4 +339,21 @@ int cli_output(const struct cli *c, const struct cli_table *tab, const struct sl
     else
         cli_table_print(tab, stdout);
     return 0;
+}
+
+void cli_json_key_headers(struct sl_buf *b, const struct sl_batch_record *rec)
+{
+    cli_json_str(b, rec->key.p, rec->key.len);
+    sl_buf_append_str(b, ",\"headers\":[");
+    struct sl_batch_hiter hi;
+    struct sl_bytes hk, hv;
+    sl_batch_hiter_init(&hi, rec);
+    for (int i = 0; sl_batch_hiter_next(&hi, &hk, &hv); i++) {
+        sl_buf_append_str(b, i ? ",[" : "[");
+        cli_json_str(b, hk.p, hk.len);
+        sl_buf_append_str(b, ",");
+        cli_json_str(b, hv.p, hv.len);
+        sl_buf_append_str(b, "]");
+    }
+    sl_buf_append_str(b, "]");
 }

@@ -69,19 +69,8 @@ static int on_record(void *arg, struct kc_fetch_part *fp, const struct sl_batch_
                       ",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"time\":\"%s\","
                       "\"key\":",
                       fp->partition, (long long)rec->offset, (long long)rec->timestamp, t);
-        cli_json_str(b, rec->key.p, rec->key.len);
-        sl_buf_append_str(b, ",\"headers\":[");
-        struct sl_batch_hiter hi;
-        struct sl_bytes hk, hv;
-        sl_batch_hiter_init(&hi, rec);
-        for (int i = 0; sl_batch_hiter_next(&hi, &hk, &hv); i++) {
-            sl_buf_append_str(b, i ? ",[" : "[");
-            cli_json_str(b, hk.p, hk.len);
-            sl_buf_append_str(b, ",");
-            cli_json_str(b, hv.p, hv.len);
-            sl_buf_append_str(b, "]");
-        }
-        sl_buf_append_str(b, "],\"value\":");
+        cli_json_key_headers(b, rec);
+        sl_buf_append_str(b, ",\"value\":");
         cli_json_str(b, rec->value.p, rec->value.len);
         sl_buf_append_str(b, "}\n");
     } else {

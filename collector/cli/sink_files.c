@@ -539,19 +539,8 @@ static int build_line(struct files *fs, const struct sink_part *p,
         sl_buf_printf(b,
                       ",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":", p->partition,
                       (long long)rec->offset, (long long)rec->timestamp);
-        cli_json_str(b, rec->key.p, rec->key.len);
-        sl_buf_append_str(b, ",\"headers\":[");
-        struct sl_batch_hiter hi;
-        struct sl_bytes hk, hv;
-        sl_batch_hiter_init(&hi, rec);
-        for (int i = 0; sl_batch_hiter_next(&hi, &hk, &hv); i++) {
-            sl_buf_append_str(b, i ? ",[" : "[");
-            cli_json_str(b, hk.p, hk.len);
-            sl_buf_append_str(b, ",");
-            cli_json_str(b, hv.p, hv.len);
-            sl_buf_append_str(b, "]");
-        }
-        sl_buf_append_str(b, "],\"value\":");
+        cli_json_key_headers(b, rec);
+        sl_buf_append_str(b, ",\"value\":");
         if (json)
             append_one_line(b, rec->value.p, rec->value.len);
         else
