@@ -5,6 +5,7 @@
 #include "common/base.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/resolve.h"
 #include "plugins/out_kafka_proto.h"
 
 #include <errno.h>
@@ -24,9 +25,10 @@
 /*
  * A broker connection:
  *
- *   DOWN --connect()--> CONNECTING --writable, SO_ERROR 0--> HANDSHAKE --ApiVersions--> READY
- *     ^                     |                                  |                         |
- *     +---- fail: close, requeue every batch in flight, refresh metadata, backoff -------+
+ *   DOWN --> RESOLVING --addresses--> CONNECTING --writable, SO_ERROR 0--> HANDSHAKE --> READY
+ *     ^      (a thread;                  |  refused or timed out: the     ApiVersions    |
+ *     |       numeric: at once)          +- next address, if there is one               |
+ *     +---- fail: close, requeue every batch in flight, refresh metadata, backoff --------+
  *
  * A partition:
  *
@@ -44,7 +46,7 @@
 #define OK_BACKOFF_JITTER 0.2
 #define OK_NO_BROKER_WARN 30.0 /* seconds between "no collector reachable" warnings */
 
-enum ok_state { OK_DOWN, OK_CONNECTING, OK_HANDSHAKE, OK_READY };
+enum ok_state { OK_DOWN, OK_RESOLVING, OK_CONNECTING, OK_HANDSHAKE, OK_READY };
 
 struct out_kafka;
 struct ok_part;
@@ -75,6 +77,9 @@ struct ok_broker {
     int fd;
     ev_io io;
     ev_timer timer;
+    struct sl_resolve *resolving; /* the name lookup under way, in RESOLVING */
+    struct addrinfo *addrs;       /* owned: the resolved addresses, while connecting */
+    struct addrinfo *addr;        /* borrowed from addrs: the one being tried */
     double connect_deadline;
     double reconnect_at;
     int failures;
@@ -224,7 +229,7 @@ static void broker_arm_timer(struct ok_broker *b)
 {
     struct ev_loop *loop = b->ok->ctx.loop;
     double when = 0;
-    if (b->state == OK_CONNECTING || b->state == OK_HANDSHAKE)
+    if (b->state == OK_RESOLVING || b->state == OK_CONNECTING || b->state == OK_HANDSHAKE)
         when = b->connect_deadline;
     if (b->rq_head && (when == 0 || b->rq_head->deadline < when))
         when = b->rq_head->deadline;
@@ -284,6 +289,11 @@ static void broker_close(struct ok_broker *b)
     if (b->fd >= 0)
         close(b->fd);
     b->fd = -1;
+    sl_resolve_cancel(b->resolving);
+    b->resolving = NULL;
+    if (b->addrs)
+        freeaddrinfo(b->addrs);
+    b->addrs = b->addr = NULL;
     b->state = OK_DOWN;
     for (struct ok_req *q = b->wq_head; q;) {
         struct ok_req *n = q->next;
@@ -345,34 +355,28 @@ static void broker_send_apiversions(struct ok_broker *b)
     broker_enqueue(b, r);
 }
 
-static void broker_connect(struct ok_broker *b)
+static void broker_connect_failed(struct ok_broker *b, const char *what, const char *why);
+
+/* Starts a non-blocking connect to b->addr; a failure goes to broker_connect_failed. */
+static void broker_connect_addr(struct ok_broker *b)
 {
     struct out_kafka *ok = b->ok;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", b->port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    /* Blocking resolution: collectors are few and usually addresses or /etc/hosts names. */
-    int rc = getaddrinfo(b->host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        broker_fail(b, "cannot resolve: %s", gai_strerror(rc));
-        return;
+    const struct addrinfo *ai = b->addr;
+    if (b->fd >= 0) {
+        ev_io_stop(ok->ctx.loop, &b->io);
+        close(b->fd);
+        b->fd = -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        freeaddrinfo(ai);
-        broker_fail(b, "socket: %s", strerror(errno));
+        broker_connect_failed(b, "socket", strerror(errno));
         return;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    int e = errno;
-    freeaddrinfo(ai);
     b->fd = fd;
-    if (rc != 0 && e != EINPROGRESS) {
-        broker_fail(b, "connect: %s", strerror(e));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        broker_connect_failed(b, "connect", strerror(errno));
         return;
     }
     sl_metric_inc(ok->m_connects);
@@ -380,6 +384,50 @@ static void broker_connect(struct ok_broker *b)
     b->connect_deadline = ev_now(ok->ctx.loop) + (double)ok->conf->connect_timeout_ms / 1000.0;
     broker_update_io(b);
     broker_arm_timer(b);
+}
+
+/* A connect attempt failed: a name with several addresses (IPv6 and IPv4, a round-robin
+ * record) goes on to the next one, as Kafka clients do; after the last, b fails. */
+static void broker_connect_failed(struct ok_broker *b, const char *what, const char *why)
+{
+    if (b->addr && b->addr->ai_next) {
+        SL_DEBUG(WHO(b->ok), "broker %d (%s:%u): %s: %s; trying its next address", (int)b->id,
+                 b->host, b->port, what, why);
+        b->addr = b->addr->ai_next;
+        broker_connect_addr(b);
+        return;
+    }
+    broker_fail(b, "%s: %s", what, why);
+}
+
+static void broker_on_resolved(void *arg, struct addrinfo *ai, int rc)
+{
+    struct ok_broker *b = arg;
+    b->resolving = NULL;
+    if (rc != 0) {
+        broker_fail(b, "cannot resolve: %s", gai_strerror(rc));
+        return;
+    }
+    b->addrs = b->addr = ai;
+    broker_connect_addr(b);
+}
+
+static void broker_connect(struct ok_broker *b)
+{
+    struct out_kafka *ok = b->ok;
+    /* The lookup is bounded by the connect timeout too. */
+    b->state = OK_RESOLVING;
+    b->connect_deadline = ev_now(ok->ctx.loop) + (double)ok->conf->connect_timeout_ms / 1000.0;
+    struct sl_resolve *r = NULL;
+    int rc = sl_resolve_start(ok->ctx.loop, b->host, b->port, broker_on_resolved, b, &r);
+    if (rc != 0) {
+        broker_fail(b, "cannot resolve: %s", strerror(-rc));
+        return;
+    }
+    if (r) { /* a name: the answer comes later */
+        b->resolving = r;
+        broker_arm_timer(b);
+    }
 }
 
 /* Writes as much of the write queue as the socket takes; finished requests move to the
@@ -720,9 +768,11 @@ static void broker_on_io(struct ev_loop *loop, ev_io *w, int revents)
         if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
             soerr = errno;
         if (soerr != 0) {
-            broker_fail(b, "connect: %s", strerror(soerr));
+            broker_connect_failed(b, "connect", strerror(soerr));
             return;
         }
+        freeaddrinfo(b->addrs);
+        b->addrs = b->addr = NULL;
         b->state = OK_HANDSHAKE;
         broker_send_apiversions(b);
         return;
@@ -737,7 +787,15 @@ static void broker_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct ok_broker *b = sl_container_of(w, struct ok_broker, timer);
     double now = ev_now(loop);
-    if ((b->state == OK_CONNECTING || b->state == OK_HANDSHAKE) && now >= b->connect_deadline) {
+    if (b->state == OK_RESOLVING && now >= b->connect_deadline) {
+        broker_fail(b, "name resolution timed out");
+        return;
+    }
+    if (b->state == OK_CONNECTING && now >= b->connect_deadline) {
+        broker_connect_failed(b, "connect", "timed out");
+        return;
+    }
+    if (b->state == OK_HANDSHAKE && now >= b->connect_deadline) {
         broker_fail(b, "connection timed out");
         return;
     }
@@ -1091,7 +1149,8 @@ static const struct sl_conf_opt out_kafka_opts[] = {
      .port = 9092,
      .min = 1,
      .max = 64,
-     .help = "bootstrap addresses of collectors or Kafka brokers (host:port)"},
+     .help = "bootstrap addresses of collectors or Kafka brokers (host:port); a name is "
+             "resolved off the event loop and each of its addresses tried in turn"},
     {.name = "acks",
      .type = SL_CONF_ENUM,
      OPT(acks),

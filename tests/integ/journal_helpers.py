@@ -93,8 +93,10 @@ class RealAgent:
     """sluice-agent (the real program) on a generated YAML file; /metrics on an ephemeral port
     learned from its log."""
 
-    def __init__(self, workdir, bootstrap, sources, extra="", log_level="info"):
+    def __init__(self, workdir, bootstrap, sources, extra="", log_level="info", prefix=()):
+        """prefix: a command the agent's command line is appended to (unshare, a wrapper)."""
         self.workdir = workdir
+        self.prefix = list(prefix)
         self.state = os.path.join(workdir, "state")
         os.makedirs(self.state, exist_ok=True)
         self.conf = os.path.join(workdir, "agent.yaml")
@@ -110,7 +112,7 @@ class RealAgent:
     def start(self, timeout=30):
         log = open(self.logpath, "ab")
         start_at = log.tell()
-        self.p = subprocess.Popen([AGENT, "-c", self.conf], stdout=subprocess.DEVNULL,
+        self.p = subprocess.Popen(self.prefix + [AGENT, "-c", self.conf], stdout=subprocess.DEVNULL,
                                   stderr=log)
         log.close()
         end = time.time() + timeout
