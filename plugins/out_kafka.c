@@ -115,6 +115,10 @@ struct out_kafka {
     int32_t next_corr;
     bool started;
     bool meta_needed;
+    /* Bumped when a topic is added; a Metadata request remembers the value it was sent with,
+     * so a topic added while it was in flight is asked for at once rather than at the next
+     * periodic refresh. */
+    uint64_t topics_gen, meta_sent_gen;
     struct ok_broker *meta_broker; /* the broker with a Metadata request in flight, or NULL */
     double meta_next;              /* not before this (backoff) */
     double meta_refresh_at;        /* periodic refresh */
@@ -637,6 +641,10 @@ static void on_metadata(struct ok_broker *b, int16_t version, const uint8_t *p, 
         ok->meta_needed = false;
         ok->meta_failures = 0;
     }
+    if (ok->meta_sent_gen != ok->topics_gen) {
+        ok->meta_needed = true;
+        ok->meta_next = now;
+    }
     ok->meta_refresh_at = now + (double)ok->conf->metadata_refresh_ms / 1000.0;
     if (changed && ok->ctx.on_topology)
         ok->ctx.on_topology(ok->ctx.topology_arg);
@@ -839,6 +847,7 @@ static void send_metadata(struct out_kafka *ok, struct ok_broker *b)
         return;
     }
     ok->meta_broker = b;
+    ok->meta_sent_gen = ok->topics_gen;
     broker_enqueue(b, r);
 }
 
@@ -985,6 +994,7 @@ static int32_t out_kafka_partitions(void *self, const char *topic)
     }
     t->next = ok->topics;
     ok->topics = t;
+    ok->topics_gen++;
     ok->meta_needed = true;
     ok->meta_next = 0;
     ok_pump(ok);

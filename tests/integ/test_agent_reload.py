@@ -21,11 +21,9 @@ try:
     with open(agent.conf, "w") as f:
         f.write(first.replace("output:", f"  gone:\n    type: tail\n    paths: [{c.path}]\n"
                                          f"    topic: tc\noutput:"))
-    # The lines exist before the start: this test is about the reload, and a file that grows
-    # right after the first scan sometimes went unread (issue 6: not yet diagnosed).
+    agent.start()
     a.write(5000)
     c.write(100)
-    agent.start()
     agent.wait_acked(5100)
     with open(agent.conf, "w") as f:
         f.write(first.replace("output:", f"  added:\n    type: tail\n    paths: [{b.path}]\n"
