@@ -1,13 +1,14 @@
 /* `sluice sink CONFIG.yaml`: a consumer-group member that loads its partitions into a warehouse
  * through a backend (sink_files.c: Hive-partitioned gzip JSON lines; sink_pg.c: PostgreSQL),
  * and what the driver (sink.c) shares with the backends: configuration, per-partition state,
- * the dead-letter file (sink_dead.c) and the small JSON reader (sink_json.c). */
+ * and the dead-letter file (sink_dead.c). Values are read with common/json_read.h. */
 #ifndef SL_CLI_SINK_H
 #define SL_CLI_SINK_H
 
 #include "collector/cli/cli.h"
 #include "common/batch.h"
 #include "common/conf.h"
+#include "common/json_read.h"
 #include "common/metrics.h"
 
 #include <stdbool.h>
@@ -162,44 +163,5 @@ void sink_dead_free(struct sink_dead *d);
  * 0, or the file's error (a destination error: the driver retries). */
 int sink_dead_letter(struct sink *s, const char *topic, int32_t partition,
                      const struct sl_batch_record *rec, const char *why, struct sl_err *err);
-
-/* ---- A small JSON reader (sink_json.c) ---------------------------------------------------- */
-
-/* JSON value types. */
-enum sink_json_type {
-    SINK_JSON_NONE = 0, /* absent */
-    SINK_JSON_NULL,
-    SINK_JSON_BOOL,
-    SINK_JSON_NUMBER,
-    SINK_JSON_STRING,
-    SINK_JSON_ARRAY,
-    SINK_JSON_OBJECT,
-};
-
-/* A view of one value inside a JSON text. */
-struct sink_json_val {
-    enum sink_json_type type;
-    const uint8_t *p; /* borrowed: the value's bytes (strings with their quotes) */
-    size_t len;
-};
-
-/*
- * Checks that p[0..n) is exactly one JSON value (RFC 8259, UTF-8, surrounding whitespace
- * allowed, nesting at most 64 deep) and sets *type to its type. Returns 0, or SL_EPARSE with
- * err naming the byte offset and what was expected.
- */
-int sink_json_check(const void *p, size_t n, enum sink_json_type *type, struct sl_err *err);
-
-/* In a checked JSON object text, finds the top-level member named key (the first, when
- * repeated) and sets *out; out->type is SINK_JSON_NONE when absent. */
-void sink_json_get(const void *obj, size_t n, const char *key, struct sink_json_val *out);
-
-/* Appends the decoded contents of a JSON string value (v->type SINK_JSON_STRING, checked) to
- * b: escapes resolved, \u0000 kept as a NUL byte. Returns 0 or b's sticky error. */
-int sink_json_unescape(const struct sink_json_val *v, struct sl_buf *b);
-
-/* True when the checked JSON text v (a string, or any value) holds a \\u0000 escape: text
- * with a NUL character, which PostgreSQL text and jsonb refuse. */
-bool sink_json_has_nul(const struct sink_json_val *v);
 
 #endif

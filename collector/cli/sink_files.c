@@ -521,11 +521,11 @@ static int build_line(struct files *fs, const struct sink_part *p,
 {
     struct sl_buf *b = &fs->line;
     sl_buf_reset(b);
-    enum sink_json_type t = SINK_JSON_NONE;
+    enum sl_json_type t = SL_JSON_NONE;
     struct sl_err e = {{0}};
-    bool json = rec->value.p && sink_json_check(rec->value.p, rec->value.len, &t, &e) == 0;
+    bool json = rec->value.p && sl_json_check(rec->value.p, rec->value.len, &t, &e) == 0;
     if (fs->conf->content == FILES_VALUE) {
-        if (!json || t != SINK_JSON_OBJECT) {
+        if (!json || t != SL_JSON_OBJECT) {
             snprintf(why, size, "%s",
                      !rec->value.p ? "null value"
                      : !json       ? e.msg

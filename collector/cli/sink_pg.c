@@ -355,7 +355,7 @@ static void copy_text(struct sl_buf *b, const uint8_t *s, size_t n)
     sl_buf_append(b, s + run, n - run);
 }
 
-static bool is_integer(const struct sink_json_val *v)
+static bool is_integer(const struct sl_json_val *v)
 {
     for (size_t i = 0; i < v->len; i++)
         if (v->p[i] == '.' || v->p[i] == 'e' || v->p[i] == 'E')
@@ -364,17 +364,17 @@ static bool is_integer(const struct sink_json_val *v)
 }
 
 /* Appends one cell from a JSON value (member or whole value). Returns 0, or 1 with why set. */
-static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_json_val *v,
+static int cell_json(struct pg *g, const struct col_spec *c, const struct sl_json_val *v,
                      char *why, size_t size)
 {
     struct sl_buf *b = &g->row;
-    if (v->type == SINK_JSON_NONE || v->type == SINK_JSON_NULL) {
+    if (v->type == SL_JSON_NONE || v->type == SL_JSON_NULL) {
         sl_buf_append_str(b, "\\N");
         return 0;
     }
     switch (c->type) {
     case T_JSONB:
-        if (sink_json_has_nul(v)) {
+        if (sl_json_has_nul(v)) {
             snprintf(why, size, "column %s: jsonb cannot hold \\u0000", c->name);
             return 1;
         }
@@ -382,13 +382,13 @@ static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_j
         return 0;
     case T_TEXT:
     case T_TIMESTAMPTZ:
-        if (v->type == SINK_JSON_STRING) {
-            if (sink_json_has_nul(v)) {
+        if (v->type == SL_JSON_STRING) {
+            if (sl_json_has_nul(v)) {
                 snprintf(why, size, "column %s: text cannot hold a NUL character", c->name);
                 return 1;
             }
             sl_buf_reset(&g->tmp);
-            sink_json_unescape(v, &g->tmp);
+            sl_json_unescape(v, &g->tmp);
             if (c->type == T_TIMESTAMPTZ) {
                 int64_t ms;
                 struct sl_err e = {{0}};
@@ -404,7 +404,7 @@ static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_j
             return 0;
         }
         if (c->type == T_TIMESTAMPTZ) {
-            if (v->type != SINK_JSON_NUMBER || !is_integer(v)) {
+            if (v->type != SL_JSON_NUMBER || !is_integer(v)) {
                 snprintf(why, size, "column %s: not a timestamp (a string, or ms since 1970)",
                          c->name);
                 return 1;
@@ -419,7 +419,7 @@ static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_j
     case T_BIGINT:
     case T_INTEGER:
     case T_DOUBLE:
-        if (v->type != SINK_JSON_NUMBER || (c->type != T_DOUBLE && !is_integer(v)) ||
+        if (v->type != SL_JSON_NUMBER || (c->type != T_DOUBLE && !is_integer(v)) ||
             (c->type == T_INTEGER && v->len > 11) || (c->type == T_BIGINT && v->len > 20)) {
             snprintf(why, size, "column %s: not %s", c->name,
                      c->type == T_DOUBLE ? "a number" : "an integer in range");
@@ -435,7 +435,7 @@ static int cell_json(struct pg *g, const struct col_spec *c, const struct sink_j
         sl_buf_append(b, v->p, v->len);
         return 0;
     case T_BOOLEAN:
-        if (v->type != SINK_JSON_BOOL) {
+        if (v->type != SL_JSON_BOOL) {
             snprintf(why, size, "column %s: not a boolean", c->name);
             return 1;
         }
@@ -452,7 +452,7 @@ static int build_row(struct pg *g, const struct sink_part *p, const struct sl_ba
     struct sl_buf *b = &g->row;
     sl_buf_reset(b);
     int json = -1; /* unchecked */
-    enum sink_json_type vt = SINK_JSON_NONE;
+    enum sl_json_type vt = SL_JSON_NONE;
     struct sl_err e = {{0}};
     for (size_t i = 0; i < g->ncols; i++) {
         const struct col_spec *c = &g->cols[i];
@@ -499,18 +499,18 @@ static int build_row(struct pg *g, const struct sink_part *p, const struct sl_ba
             continue;
         }
         if (json < 0)
-            json = rec->value.p && sink_json_check(rec->value.p, rec->value.len, &vt, &e) == 0;
+            json = rec->value.p && sl_json_check(rec->value.p, rec->value.len, &vt, &e) == 0;
         if (!json) {
             snprintf(why, size, "column %s: value %s", c->name, rec->value.p ? e.msg : "is null");
             return 1;
         }
-        struct sink_json_val v = {vt, rec->value.p, rec->value.len};
+        struct sl_json_val v = {vt, rec->value.p, rec->value.len};
         if (c->src == F_FIELD) {
-            if (vt != SINK_JSON_OBJECT) {
+            if (vt != SL_JSON_OBJECT) {
                 snprintf(why, size, "column %s: value is not a JSON object", c->name);
                 return 1;
             }
-            sink_json_get(rec->value.p, rec->value.len, c->field, &v);
+            sl_json_get(rec->value.p, rec->value.len, c->field, &v);
         }
         int rc = cell_json(g, c, &v, why, size);
         if (rc != 0)

@@ -1,6 +1,5 @@
-/* A small JSON reader for the sinks: validates a record's value and picks top-level members,
- * without building a tree (a value is read once per record, straight from the fetch buffer). */
-#include "collector/cli/sink.h"
+/* A small JSON reader: validation and top-level member lookup without building a tree. */
+#include "common/json_read.h"
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -129,13 +128,13 @@ static int word(struct jr *r, const char *w)
 }
 
 /* Reads one value at r->i (whitespace skipped before it). */
-static int value(struct jr *r, int depth, enum sink_json_type *type)
+static int value(struct jr *r, int depth, enum sl_json_type *type)
 {
     ws(r);
     if (r->i >= r->n)
         return fail(r, "unexpected end");
     uint8_t c = r->p[r->i];
-    enum sink_json_type t;
+    enum sl_json_type t;
     int rc = 0;
     switch (c) {
     case '{':
@@ -143,7 +142,7 @@ static int value(struct jr *r, int depth, enum sink_json_type *type)
         if (depth >= DEPTH_MAX)
             return fail(r, "nested too deep");
         bool obj = c == '{';
-        t = obj ? SINK_JSON_OBJECT : SINK_JSON_ARRAY;
+        t = obj ? SL_JSON_OBJECT : SL_JSON_ARRAY;
         r->i++;
         ws(r);
         if (r->i < r->n && r->p[r->i] == (obj ? '}' : ']')) {
@@ -151,7 +150,7 @@ static int value(struct jr *r, int depth, enum sink_json_type *type)
             break;
         }
         for (;;) {
-            enum sink_json_type sub;
+            enum sl_json_type sub;
             if (obj) {
                 ws(r);
                 if (r->i >= r->n || r->p[r->i] != '"')
@@ -179,24 +178,24 @@ static int value(struct jr *r, int depth, enum sink_json_type *type)
         break;
     }
     case '"':
-        t = SINK_JSON_STRING;
+        t = SL_JSON_STRING;
         rc = string(r);
         break;
     case 't':
-        t = SINK_JSON_BOOL;
+        t = SL_JSON_BOOL;
         rc = word(r, "true");
         break;
     case 'f':
-        t = SINK_JSON_BOOL;
+        t = SL_JSON_BOOL;
         rc = word(r, "false");
         break;
     case 'n':
-        t = SINK_JSON_NULL;
+        t = SL_JSON_NULL;
         rc = word(r, "null");
         break;
     default:
         if (c == '-' || (c >= '0' && c <= '9')) {
-            t = SINK_JSON_NUMBER;
+            t = SL_JSON_NUMBER;
             rc = number(r);
         } else {
             return fail(r, "unexpected character");
@@ -207,7 +206,7 @@ static int value(struct jr *r, int depth, enum sink_json_type *type)
     return rc;
 }
 
-int sink_json_check(const void *p, size_t n, enum sink_json_type *type, struct sl_err *err)
+int sl_json_check(const void *p, size_t n, enum sl_json_type *type, struct sl_err *err)
 {
     struct jr r = {.p = p, .n = n, .err = err};
     if (!p)
@@ -220,7 +219,7 @@ int sink_json_check(const void *p, size_t n, enum sink_json_type *type, struct s
     return 0;
 }
 
-void sink_json_get(const void *obj, size_t n, const char *key, struct sink_json_val *out)
+void sl_json_get(const void *obj, size_t n, const char *key, struct sl_json_val *out)
 {
     memset(out, 0, sizeof(*out));
     struct jr r = {.p = obj, .n = n};
@@ -241,13 +240,13 @@ void sink_json_get(const void *obj, size_t n, const char *key, struct sink_json_
         r.i++; /* ':' */
         ws(&r);
         size_t vs = r.i;
-        enum sink_json_type t;
+        enum sl_json_type t;
         if (value(&r, 1, &t) != 0)
             return;
         /* Keys with escapes are compared raw: a name written with \u escapes does not match,
          * which only matters for hand-made values. */
         if (ke - ks == klen && memcmp(r.p + ks, key, klen) == 0) {
-            *out = (struct sink_json_val){t, r.p + vs, r.i - vs};
+            *out = (struct sl_json_val){t, r.p + vs, r.i - vs};
             return;
         }
         ws(&r);
@@ -283,7 +282,7 @@ static void put_utf8(struct sl_buf *b, unsigned cp)
     sl_buf_append(b, u, l);
 }
 
-int sink_json_unescape(const struct sink_json_val *v, struct sl_buf *b)
+int sl_json_unescape(const struct sl_json_val *v, struct sl_buf *b)
 {
     const uint8_t *p = v->p + 1, *end = v->p + v->len - 1;
     while (p < end) {
@@ -317,7 +316,7 @@ int sink_json_unescape(const struct sink_json_val *v, struct sl_buf *b)
     return sl_buf_error(b);
 }
 
-bool sink_json_has_nul(const struct sink_json_val *v)
+bool sl_json_has_nul(const struct sl_json_val *v)
 {
     for (size_t i = 1; i + 6 <= v->len; i++) {
         if (v->p[i] != '\\')
