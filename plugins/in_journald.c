@@ -596,6 +596,16 @@ static int emit_entry(struct in_journald *j)
     case PLUGIN_KEY_CONST:
         pr.key = SL_BYTES_STR(j->src->key_value);
         break;
+    case PLUGIN_KEY_FIELD: {
+        /* sd-journal's "NAME=value"; it stays valid until the next call on jr, after emit. */
+        const void *kd;
+        size_t kl, fl = strlen(j->src->key_field);
+        pr.key = SL_BYTES_NULL;
+        if (sd_journal_get_data(jr, j->src->key_field, &kd, &kl) >= 0 && kl > fl &&
+            ((const char *)kd)[fl] == '=')
+            pr.key = (struct sl_bytes){(const uint8_t *)kd + fl + 1, kl - fl - 1};
+        break;
+    }
     default:
         pr.key = SL_BYTES_NULL;
     }

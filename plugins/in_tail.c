@@ -884,6 +884,7 @@ static int in_tail_new(const struct plugin_ctx *ctx, const void *conf, void **se
     t->src = ctx->source;
     t->ino_fd = -1;
     sl_buf_init(&t->rec);
+    sl_buf_init(&t->key);
     sl_buf_init(&t->line);
     sl_buf_init(&t->fixed);
     sl_json_clock_init(&t->clock);
@@ -1031,6 +1032,7 @@ static void in_tail_free(void *self)
     sl_free(t->dir_wds);
     sl_free(t->ckpt_path);
     sl_buf_fini(&t->rec);
+    sl_buf_fini(&t->key);
     sl_buf_fini(&t->line);
     sl_buf_fini(&t->fixed);
     sl_free(t);

@@ -79,6 +79,7 @@ struct in_tail {
     bool has_re;
     regex_t ml_re;
     struct sl_buf rec;   /* owned: scratch for one record value */
+    struct sl_buf key;   /* owned: scratch for a key decoded from a JSON line (key: field) */
     struct sl_buf line;  /* owned: scratch for a line matched against multiline_start */
     struct sl_buf fixed; /* owned: ,"host":"..." and the extra fields, as JSON */
     struct sl_json_clock clock;

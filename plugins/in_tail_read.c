@@ -47,6 +47,9 @@ static int emit_record(struct tail_file *f, const uint8_t *p, size_t n, uint64_t
     case PLUGIN_KEY_CONST:
         r.key = SL_BYTES_STR(t->src->key_value);
         break;
+    case PLUGIN_KEY_FIELD:
+        r.key = plugin_key_from_json(p, n, t->src->key_field, &t->key);
+        break;
     default:
         r.key = SL_BYTES_NULL;
     }

@@ -4,6 +4,7 @@
 
 #include "common/base.h"
 #include "common/json.h"
+#include "common/json_read.h"
 #include "common/mem.h"
 
 #include <stddef.h>
@@ -107,6 +108,7 @@ static const struct sl_conf_enum source_keys[] = {{"host", PLUGIN_KEY_HOST},
                                                   {"path", PLUGIN_KEY_PATH},
                                                   {"const", PLUGIN_KEY_CONST},
                                                   {"none", PLUGIN_KEY_NONE},
+                                                  {"field", PLUGIN_KEY_FIELD},
                                                   {NULL, 0}};
 
 /* A constant key needs its value; "name=value" fields need their '='. */
@@ -117,6 +119,10 @@ static void source_check(void *obj, struct sl_conf_check *chk)
         sl_conf_check_error(chk, "key", "'key' const needs 'key_value'");
     if (s->key != PLUGIN_KEY_CONST && s->key_value)
         sl_conf_check_error(chk, "key_value", "'key_value' is only used with 'key: const'");
+    if (s->key == PLUGIN_KEY_FIELD && !s->key_field)
+        sl_conf_check_error(chk, "key", "'key' field needs 'key_field'");
+    if (s->key != PLUGIN_KEY_FIELD && s->key_field)
+        sl_conf_check_error(chk, "key_field", "'key_field' is only used with 'key: field'");
     static const char *const reserved[] = {"time", "host", "source", "message", "truncated"};
     for (size_t i = 0; i < s->fields.len; i++) {
         const char *f = s->fields.items[i];
@@ -145,13 +151,22 @@ static const struct sl_conf_opt source_opts[] = {
      .offset = offsetof(struct plugin_source_conf, key),
      .def = "host",
      .enums = source_keys,
-     .help = "record key: host name, file path, a constant (key_value) or none (sticky)"},
+     .help = "record key: host name, file path, a constant (key_value), a field of the record "
+             "(key_field) or none (sticky)"},
     {.name = "key_value",
      .type = SL_CONF_STRING,
      .offset = offsetof(struct plugin_source_conf, key_value),
      .min = 1,
      .max = 1024,
      .help = "the constant key, with key: const"},
+    {.name = "key_field",
+     .type = SL_CONF_STRING,
+     .offset = offsetof(struct plugin_source_conf, key_field),
+     .min = 1,
+     .max = 255,
+     .help = "with key: field, the key's field: a top-level member of a line that is a JSON "
+             "object (tail; strings decoded, numbers and booleans as written) or a journal "
+             "field (journald); a record without it gets a null key (sticky partition)"},
     {.name = "format",
      .type = SL_CONF_ENUM,
      .offset = offsetof(struct plugin_source_conf, format),
@@ -178,6 +193,33 @@ const struct sl_conf_section plugin_source_section = {
     .variant_offset = offsetof(struct plugin_source_conf, type),
     .check = source_check,
 };
+
+struct sl_bytes plugin_key_from_json(const uint8_t *p, size_t n, const char *field,
+                                     struct sl_buf *scratch)
+{
+    enum sl_json_type type;
+    struct sl_json_val v;
+    /* Cheap refusal first: most lines of a plain-text log are not objects at all. */
+    size_t i = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    if (i == n || p[i] != '{' || sl_json_check(p, n, &type, NULL) != 0)
+        return SL_BYTES_NULL;
+    sl_json_get(p, n, field, &v);
+    switch (v.type) {
+    case SL_JSON_STRING:
+        sl_buf_reset(scratch);
+        if (sl_json_unescape(&v, scratch) != 0)
+            return SL_BYTES_NULL;
+        return (struct sl_bytes){scratch->data ? scratch->data : (const uint8_t *)"",
+                                 scratch->len};
+    case SL_JSON_NUMBER:
+    case SL_JSON_BOOL:
+        return (struct sl_bytes){v.p, v.len};
+    default:
+        return SL_BYTES_NULL;
+    }
+}
 
 static void put_member(struct sl_buf *b, const char *name, size_t name_len, const char *value)
 {

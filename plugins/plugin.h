@@ -167,7 +167,13 @@ struct plugin_output_ops {
 /* ---- configuration shared by every source ------------------------------------------------- */
 
 enum plugin_format { PLUGIN_FORMAT_JSON = 0, PLUGIN_FORMAT_RAW = 1 };
-enum plugin_key { PLUGIN_KEY_HOST = 0, PLUGIN_KEY_PATH, PLUGIN_KEY_CONST, PLUGIN_KEY_NONE };
+enum plugin_key {
+    PLUGIN_KEY_HOST = 0,
+    PLUGIN_KEY_PATH,
+    PLUGIN_KEY_CONST,
+    PLUGIN_KEY_NONE,
+    PLUGIN_KEY_FIELD,
+};
 
 /* One entry of `sources:`; the type-specific options live in `type.conf`. */
 struct plugin_source_conf {
@@ -176,6 +182,7 @@ struct plugin_source_conf {
     char *topic;                 /* owned */
     int key;                     /* enum plugin_key */
     char *key_value;             /* owned; the constant key for key: const */
+    char *key_field;             /* owned; the field the key is read from, for key: field */
     int format;                  /* enum plugin_format */
     struct sl_conf_list fields;  /* owned: "name=value" added to every JSON record */
 };
@@ -235,6 +242,13 @@ extern const size_t plugin_registry_len;
 
 /* The plugin of that kind and name, or NULL. */
 const struct plugin *plugin_find(enum plugin_kind kind, const char *name);
+
+/* The record key for `key: field` from a line p[0..n): when the line is a JSON object with a
+ * top-level member named field, its value: a string decoded into scratch (escapes resolved),
+ * a number or boolean as written; otherwise (not JSON, no such member, null, an object or an
+ * array) SL_BYTES_NULL. The result may point into p or scratch. */
+struct sl_bytes plugin_key_from_json(const uint8_t *p, size_t n, const char *field,
+                                     struct sl_buf *scratch);
 
 /* Appends the JSON members every record of a source shares, each escaped:
  * ,"host":"<hostname>" then ,"source":"<source>" (when source is not NULL) then one

@@ -161,6 +161,12 @@ static void test_check_hooks(void **state)
                     "    key: const\n");
     assert_non_null(strstr(e, "needs 'key_value'"));
     e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"
+                    "    key: field\n");
+    assert_non_null(strstr(e, "'key' field needs 'key_field'"));
+    e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"
+                    "    key_field: user\n");
+    assert_non_null(strstr(e, "'key_field' is only used with 'key: field'"));
+    e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"
                     "    fields: [host=x]\n");
     assert_non_null(strstr(e, "may not set 'host'"));
     e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"

@@ -1,0 +1,167 @@
+/* Unit tests for common/json_read.c (the sinks' typed columns, the agent's key: field) and for
+ * plugin_key_from_json on top of it: RFC 8259 acceptance and refusal with the byte offset in
+ * the message, top-level member lookup, string decoding, and the key rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/json_read.h"
+#include "plugins/plugin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int check(const char *s, enum sl_json_type *type, struct sl_err *err)
+{
+    return sl_json_check(s, strlen(s), type, err);
+}
+
+static void test_accepts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        enum sl_json_type type;
+    } ok[] = {
+        {"{}", SL_JSON_OBJECT},
+        {" {\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}} ", SL_JSON_OBJECT},
+        {"[]", SL_JSON_ARRAY},
+        {"\"x\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"", SL_JSON_STRING},
+        {"\"caf\xc3\xa9 \xf0\x9f\x99\x82\"", SL_JSON_STRING},
+        {"-0", SL_JSON_NUMBER},
+        {"12.5e-3", SL_JSON_NUMBER},
+        {"1E+9", SL_JSON_NUMBER},
+        {"true", SL_JSON_BOOL},
+        {"null", SL_JSON_NULL},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        enum sl_json_type t = SL_JSON_NONE;
+        struct sl_err err = {{0}};
+        if (check(ok[i].text, &t, &err) != 0)
+            fail_msg("refused %s: %s", ok[i].text, err.msg);
+        assert_int_equal(t, ok[i].type);
+    }
+}
+
+static void test_refuses_with_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *msg;
+    } bad[] = {
+        {"", "not JSON: unexpected end at byte 0"},
+        {"{\"a\":1,}", "not JSON: expected a member name at byte 7"},
+        {"{\"a\" 1}", "not JSON: expected ':' at byte 5"},
+        {"[1 2]", "not JSON: expected ',' or ']' at byte 3"},
+        {"01", "not JSON: bytes after the value at byte 1"},
+        {"1.", "not JSON: bad number at byte 2"},
+        {"-", "not JSON: bad number at byte 1"},
+        {"\"a\\x\"", "not JSON: bad escape at byte 2"},
+        {"\"\\u12g4\"", "not JSON: bad \\u escape at byte 1"},
+        {"\"tab\there\"", "not JSON: control character in a string at byte 4"},
+        {"\"\xc3\x28\"", "not JSON: invalid UTF-8 at byte 1"},
+        {"\"open", "not JSON: unterminated string at byte 5"},
+        {"tru", "not JSON: unexpected character at byte 0"},
+        {"{} {}", "not JSON: bytes after the value at byte 3"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sl_err err = {{0}};
+        assert_int_equal(check(bad[i].text, NULL, &err), SL_EPARSE);
+        assert_string_equal(err.msg, bad[i].msg);
+    }
+    /* Nesting is bounded: 64 levels pass, 65 do not. */
+    char deep[200];
+    for (int depth = 64; depth <= 65; depth++) {
+        memset(deep, '[', (size_t)depth);
+        memset(deep + depth, ']', (size_t)depth);
+        deep[2 * depth] = '\0';
+        struct sl_err err = {{0}};
+        assert_int_equal(check(deep, NULL, &err), depth == 64 ? 0 : SL_EPARSE);
+    }
+    struct sl_err err = {{0}};
+    assert_int_equal(sl_json_check(NULL, 0, NULL, &err), SL_EPARSE);
+}
+
+static void test_get_and_unescape(void **state)
+{
+    (void)state;
+    const char *obj = "{\"a\":{\"b\":1},\"s\":\"x\\u00e9\\ud83d\\ude42\\n\",\"n\":-2.5,"
+                      "\"s\":\"second\",\"z\":\"\\u0000\"}";
+    struct sl_json_val v;
+    sl_json_get(obj, strlen(obj), "n", &v);
+    assert_int_equal(v.type, SL_JSON_NUMBER);
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.p, "-2.5", 4);
+    sl_json_get(obj, strlen(obj), "a", &v);
+    assert_int_equal(v.type, SL_JSON_OBJECT);
+    sl_json_get(obj, strlen(obj), "b", &v); /* nested members are not top-level ones */
+    assert_int_equal(v.type, SL_JSON_NONE);
+    sl_json_get("[1]", 3, "a", &v);
+    assert_int_equal(v.type, SL_JSON_NONE);
+
+    sl_json_get(obj, strlen(obj), "s", &v); /* the first of two */
+    assert_int_equal(v.type, SL_JSON_STRING);
+    assert_false(sl_json_has_nul(&v));
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_json_unescape(&v, &b), 0);
+    assert_int_equal(b.len, 8);
+    assert_memory_equal(b.data, "x\xc3\xa9\xf0\x9f\x99\x82\n", 8);
+
+    sl_json_get(obj, strlen(obj), "z", &v);
+    assert_true(sl_json_has_nul(&v));
+    sl_buf_reset(&b);
+    assert_int_equal(sl_json_unescape(&v, &b), 0);
+    assert_int_equal(b.len, 1);
+    assert_int_equal(b.data[0], 0);
+    sl_buf_fini(&b);
+}
+
+static struct sl_bytes key(const char *line, const char *field, struct sl_buf *scratch)
+{
+    return plugin_key_from_json((const uint8_t *)line, strlen(line), field, scratch);
+}
+
+static void test_key_from_json(void **state)
+{
+    (void)state;
+    struct sl_buf s;
+    sl_buf_init(&s);
+    struct sl_bytes k = key("{\"user\":\"ann\\u00e9\",\"id\":7}", "user", &s);
+    assert_int_equal(k.len, 5);
+    assert_memory_equal(k.p, "ann\xc3\xa9", 5);
+    k = key("  {\"id\":  42 , \"ok\":true}", "id", &s);
+    assert_int_equal(k.len, 2);
+    assert_memory_equal(k.p, "42", 2);
+    k = key("{\"ok\":true}", "ok", &s);
+    assert_memory_equal(k.p, "true", 4);
+    k = key("{\"user\":\"\"}", "user", &s); /* an empty string is a key, not a null one */
+    assert_non_null(k.p);
+    assert_int_equal(k.len, 0);
+    /* No key: absent, null, object or array values, lines that are not one JSON object. */
+    const char *none[][2] = {
+        {"{\"id\":1}", "user"},       {"{\"user\":null}", "user"}, {"{\"user\":{}}", "user"},
+        {"{\"user\":[1]}", "user"},   {"user=ann", "user"},        {"[\"user\"]", "user"},
+        {"{\"user\":\"a\"", "user"},  {"{\"user\":\"a\"} x", "user"}, {"", "user"},
+    };
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        k = key(none[i][0], none[i][1], &s);
+        if (k.p)
+            fail_msg("%s: got a key", none[i][0]);
+    }
+    sl_buf_fini(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts),
+        cmocka_unit_test(test_refuses_with_offset),
+        cmocka_unit_test(test_get_and_unescape),
+        cmocka_unit_test(test_key_from_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
