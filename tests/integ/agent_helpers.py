@@ -1,16 +1,20 @@
 """Helpers for the agent's integration tests: a librdkafka mock cluster (sl-test-kafka_mock),
-the shipping core (sl-test-agent_ship), log writers and a kcat reader."""
+the real sluice-agent on a generated YAML file (its counters read from /metrics), log writers
+and a kcat reader."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BUILD = os.environ.get("SL_BUILD_DIR", "build")
 TOOLS = os.path.join(BUILD, "tests")
+AGENT = os.path.join(BUILD, "agent", "sluice-agent")
 
 
 def die(msg):
@@ -54,54 +58,112 @@ class Mock:
                 self.p.kill()
 
 
-class Agent:
-    """The shipping core with a generated configuration; stdout says 'ready'."""
+class RealAgent:
+    """sluice-agent (the real program) on a generated YAML file; /metrics on an ephemeral port
+    learned from its log."""
 
-    def __init__(self, workdir, bootstrap, paths, topic="logs", extra_source="",
-                 extra_output="", extra="", fmt="json", log_level="notice"):
+    def __init__(self, workdir, bootstrap, sources, extra="", log_level="info", prefix=()):
+        """prefix: a command the agent's command line is appended to (unshare, a wrapper)."""
         self.workdir = workdir
+        self.prefix = list(prefix)
         self.state = os.path.join(workdir, "state")
         os.makedirs(self.state, exist_ok=True)
         self.conf = os.path.join(workdir, "agent.yaml")
-        plist = ", ".join(json.dumps(p) for p in paths)
+        # Not *.log: tests tail globs like <workdir>/*.log, and the agent must not read itself.
+        self.logpath = os.path.join(workdir, "agent.stderr")
         with open(self.conf, "w") as f:
             f.write(f"hostname: test-host\nstate_dir: {self.state}\nlog_level: {log_level}\n"
-                    f"sources:\n  app:\n    type: tail\n    paths: [{plist}]\n"
-                    f"    topic: {topic}\n    format: {fmt}\n    rescan: 200ms\n{extra_source}"
+                    f"metrics:\n  listen: 127.0.0.1:0\nsources:\n  system: ~\n{sources}"
                     f"output:\n  collectors: [{bootstrap}]\n  linger: 20ms\n"
-                    f"  retry_backoff: 50ms\n  retry_backoff_max: 1s\n{extra_output}{extra}")
+                    f"  retry_backoff: 50ms\n  retry_backoff_max: 1s\n{extra}")
         self.p = None
-        self.log = open(os.path.join(workdir, "agent.log"), "a")
+        self.port = None
 
-    def start(self):
-        self.p = subprocess.Popen([os.path.join(TOOLS, "sl-test-agent_ship"), self.conf],
-                                  stdout=subprocess.PIPE, stderr=self.log, text=True)
-        if self.p.stdout.readline().strip() != "ready":
-            die("agent did not start; see " + self.log.name)
+    def start(self, timeout=30):
+        log = open(self.logpath, "ab")
+        start_at = log.tell()
+        self.p = subprocess.Popen(self.prefix + [AGENT, "-c", self.conf], stdout=subprocess.DEVNULL,
+                                  stderr=log)
+        log.close()
+        end = time.time() + timeout
+        while time.time() < end and self.p.poll() is None:
+            m = re.search(r"metrics and health on port (\d+)", self.log(start_at))
+            if m:
+                self.port = int(m.group(1))
+                return self
+            time.sleep(0.02)
+        die(f"sluice-agent did not start; see {self.logpath}:\n{self.log()[-3000:]}")
 
-    def stats(self):
-        self.p.send_signal(signal.SIGUSR1)
-        line = self.p.stdout.readline().split()
-        return dict(kv.split("=") for kv in line[1:])
+    def log(self, start_at=0):
+        with open(self.logpath, "rb") as f:
+            f.seek(start_at)
+            return f.read().decode(errors="replace")
 
-    def wait_acked(self, n, timeout=60):
+    def metric(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            page = r.read().decode()
+        return sum(float(l.split()[-1]) for l in page.splitlines()
+                   if l.startswith(name + "{") or l.startswith(name + " "))
+
+    def acked(self):
+        return int(self.metric("sluice_agent_records_acked_total"))
+
+    def wait_acked(self, n, timeout=120):
         end = time.time() + timeout
         while time.time() < end:
-            s = self.stats()
-            if int(s["acked"]) >= n:
-                return s
-            time.sleep(0.2)
-        die(f"only {self.stats()} after {timeout}s, wanted {n} acked")
+            if self.acked() >= n:
+                return
+            time.sleep(0.05)
+        die(f"only {self.acked()} records acked after {timeout}s, wanted {n}; log:\n"
+            + self.log()[-3000:])
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout=30):
         self.p.send_signal(signal.SIGTERM)
         rc = self.p.wait(timeout)
         if rc != 0:
-            die(f"agent exited {rc}")
+            die(f"sluice-agent exited {rc}; log:\n{self.log()[-3000:]}")
 
     def kill(self):
         self.p.kill()
         self.p.wait()
+
+
+
+class Agent(RealAgent):
+    """sluice-agent following `paths` with one tail source "app" (rescan 200 ms) and the test
+    output settings; stats() reads its /metrics."""
+
+    def __init__(self, workdir, bootstrap, paths, topic="logs", extra_source="",
+                 extra_output="", extra="", fmt="json", log_level="info"):
+        plist = ", ".join(json.dumps(p) for p in paths)
+        super().__init__(workdir, bootstrap,
+                         f"  app:\n    type: tail\n    paths: [{plist}]\n"
+                         f"    topic: {topic}\n    format: {fmt}\n    rescan: 200ms\n"
+                         f"{extra_source}", extra=extra_output + extra, log_level=log_level)
+
+    def stats(self):
+        return {"in": int(self.metric("sluice_agent_records_read_total")),
+                "acked": self.acked(),
+                "memory": int(self.metric("sluice_agent_queue_bytes"))}
+
+    def reload(self, timeout=30):
+        """SIGHUP, then waits for the agent to log that the new configuration runs."""
+        start_at = os.path.getsize(self.logpath)
+        self.p.send_signal(signal.SIGHUP)
+        end = time.time() + timeout
+        while time.time() < end:
+            text = self.log(start_at)
+            if "configuration reloaded" in text:
+                return
+            if "reload:" in text:
+                die("reload refused: " + text[-2000:])
+            time.sleep(0.05)
+        die(f"no reload within {timeout}s; log:\n{self.log(start_at)[-2000:]}")
 
 
 def consume(bootstrap, topic, expect=None, timeout=60, partitions=False):

@@ -9,10 +9,11 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from agent_helpers import AGENT, RealAgent  # noqa: E402,F401  (the tests use jh.RealAgent)
 
 BUILD = os.environ.get("SL_BUILD_DIR", "build")
-AGENT = os.path.join(BUILD, "agent", "sluice-agent")
 JREMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT = "6f1bd8e4c1a34a0c9a7e5cf3d2b10a77"
 UNITS = ["nginx.service", "sshd.service", "cron.service", "app-worker.service"]
@@ -87,80 +88,6 @@ def write_journal(path, data, file_limit=None):
                        preexec_fn=limit, timeout=600)
     if p.returncode != 0:
         die(f"systemd-journal-remote failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
-
-
-class RealAgent:
-    """sluice-agent (the real program) on a generated YAML file; /metrics on an ephemeral port
-    learned from its log."""
-
-    def __init__(self, workdir, bootstrap, sources, extra="", log_level="info", prefix=()):
-        """prefix: a command the agent's command line is appended to (unshare, a wrapper)."""
-        self.workdir = workdir
-        self.prefix = list(prefix)
-        self.state = os.path.join(workdir, "state")
-        os.makedirs(self.state, exist_ok=True)
-        self.conf = os.path.join(workdir, "agent.yaml")
-        self.logpath = os.path.join(workdir, "agent.log")
-        with open(self.conf, "w") as f:
-            f.write(f"hostname: test-host\nstate_dir: {self.state}\nlog_level: {log_level}\n"
-                    f"metrics:\n  listen: 127.0.0.1:0\nsources:\n  system: ~\n{sources}"
-                    f"output:\n  collectors: [{bootstrap}]\n  linger: 20ms\n"
-                    f"  retry_backoff: 50ms\n  retry_backoff_max: 1s\n{extra}")
-        self.p = None
-        self.port = None
-
-    def start(self, timeout=30):
-        log = open(self.logpath, "ab")
-        start_at = log.tell()
-        self.p = subprocess.Popen(self.prefix + [AGENT, "-c", self.conf], stdout=subprocess.DEVNULL,
-                                  stderr=log)
-        log.close()
-        end = time.time() + timeout
-        while time.time() < end and self.p.poll() is None:
-            m = re.search(r"metrics and health on port (\d+)", self.log(start_at))
-            if m:
-                self.port = int(m.group(1))
-                return self
-            time.sleep(0.02)
-        die(f"sluice-agent did not start; see {self.logpath}:\n{self.log()[-3000:]}")
-
-    def log(self, start_at=0):
-        with open(self.logpath, "rb") as f:
-            f.seek(start_at)
-            return f.read().decode(errors="replace")
-
-    def metric(self, name):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            page = r.read().decode()
-        return sum(float(l.split()[-1]) for l in page.splitlines()
-                   if l.startswith(name + "{") or l.startswith(name + " "))
-
-    def acked(self):
-        return int(self.metric("sluice_agent_records_acked_total"))
-
-    def wait_acked(self, n, timeout=120):
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.acked() >= n:
-                return
-            time.sleep(0.05)
-        die(f"only {self.acked()} records acked after {timeout}s, wanted {n}; log:\n"
-            + self.log()[-3000:])
-
-    def cpu_seconds(self):
-        with open(f"/proc/{self.p.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self, timeout=30):
-        self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout)
-        if rc != 0:
-            die(f"sluice-agent exited {rc}; log:\n{self.log()[-3000:]}")
-
-    def kill(self):
-        self.p.kill()
-        self.p.wait()
 
 
 def consume_ts(bootstrap, topic, expect, timeout=120):
