@@ -1,5 +1,11 @@
-"""Rotation while writing ~50k lines/s: rename+create loses and repeats nothing; copytruncate
-(after the agent caught up, as logrotate's copytruncate can only promise) restarts at 0."""
+"""Rotation every second while writing ~50k lines/s.
+
+Phase 1, rename+create: nothing lost or repeated. Phase 2, copytruncate every second while the
+writer goes on: what the agent had not read when the file was truncated is only in the copy,
+which is the race copytruncate has by design (logrotate's own caveat); those lines are counted
+and reported, every other line must arrive exactly once. A last copytruncate after the agent
+caught up loses nothing. SL_TEST_ROTATE_SECONDS sets each phase's length: 6 in CI, 60 for the
+issue's full run."""
 import os
 import sys
 import time
@@ -16,8 +22,9 @@ try:
     w = Writer(log)
     agent = Agent(wd, mock.bootstrap, [log])
     agent.start()
+    seconds = int(os.environ.get("SL_TEST_ROTATE_SECONDS", "6"))
     rotations = 0
-    for second in range(6):
+    for second in range(seconds):
         t0 = time.time()
         for _ in range(10):  # 10 x 5000 lines per second
             w.write(5000)
@@ -28,19 +35,45 @@ try:
         w.reopen()    # ... until it reopens its log
     w.write(1000)
     n_rename = w.n
-    agent.wait_acked(n_rename, timeout=60)
-    # copytruncate: copy, truncate in place, the writer goes on at its offset (O_APPEND).
-    with open(log) as f, open(log + ".copy", "w") as c:
+    agent.wait_acked(n_rename, timeout=60 + seconds)
+    # Phase 2: copytruncate every second while writing, without waiting for the agent.
+    copied = set()
+    for second in range(seconds):
+        t0 = time.time()
+        for _ in range(10):
+            w.write(5000)
+            time.sleep(max(0, 0.1 - (time.time() - t0) % 0.1))
+        with open(log) as f, open(f"{log}.copy{second}", "w") as c:
+            data = f.read()
+            c.write(data)
+        os.truncate(log, 0)
+        copied.update(int(line.split(" ", 1)[0]) for line in data.splitlines())
+    w.write(1000)
+    # Quiet end: the agent catches up, then one more copytruncate loses nothing.
+    time.sleep(2)
+    before_last = w.n
+    with open(log) as f, open(log + ".copylast", "w") as c:
         c.write(f.read())
     os.truncate(log, 0)
     w.write(2000)
     w.close()
-    agent.wait_acked(w.n, timeout=60)
+    end = time.time() + 60
+    while time.time() < end:  # the lines lost to the race are never acknowledged
+        msgs = messages(consume(mock.bootstrap, "logs", expect=0))
+        seen = set(int(m["message"].split(" ", 1)[0]) for m in msgs)
+        if all(i in seen for i in range(w.n) if i not in copied):
+            break
+        time.sleep(1)
     agent.stop()
-    msgs = messages(consume(mock.bootstrap, "logs", expect=w.n))
-    check_numbers(msgs, w.n, exactly_once=True)
-    if len(msgs) != w.n:
-        die(f"{len(msgs)} records for {w.n} lines")
-    print(f"ok: {w.n} lines over {rotations} renames and a copytruncate, exactly once")
+    msgs = messages(consume(mock.bootstrap, "logs", expect=0))
+    seen = check_numbers(msgs, 0, exactly_once=True)
+    lost = [i for i in range(w.n) if i not in seen]
+    outside = [i for i in lost if i not in copied or i >= before_last]
+    if outside:
+        die(f"{len(outside)} lines lost outside the copytruncate race, first {outside[:5]}")
+    print(f"ok: {w.n} lines; {rotations} renames lost and repeated nothing; {seconds} "
+          f"copytruncates while writing lost {len(lost)} lines to the copy/truncate race "
+          f"({100 * len(lost) / max(1, w.n - n_rename):.2f}% of those written then); "
+          f"none duplicated")
 finally:
     mock.close()
