@@ -53,7 +53,8 @@ struct fetch_topic {
     bool name_ok;
     struct fetch_part *parts; /* owned */
     int32_t nparts;
-    uint64_t sent; /* record bytes of the last encoding */
+    uint64_t sent;    /* record bytes of the last encoding */
+    uint64_t records; /* records in those bytes (whole batches, the skipped head included) */
 };
 
 struct coll_fetch_wait {
@@ -101,6 +102,7 @@ static uint64_t fetch_encode(struct coll_fetch_wait *fw)
         sl_buf_put_string(b, (struct sl_bytes){(const uint8_t *)ft->name, ft->name_len});
         sl_buf_put_i32(b, ft->nparts);
         ft->sent = 0;
+        ft->records = 0;
         for (int32_t p = 0; p < ft->nparts; p++) {
             struct fetch_part *fp = &ft->parts[p];
             struct coll_plog *pl =
@@ -144,6 +146,7 @@ static uint64_t fetch_encode(struct coll_fetch_wait *fw)
                 sent += reg.len;
                 budget -= (int64_t)reg.len;
                 ft->sent += reg.len;
+                ft->records += (uint64_t)(reg.end_offset - reg.first_offset);
                 if (coll_resp_add_file(resp, &reg) != 0)
                     sl_buf_reserve(b, (size_t)1 << 41); /* sticky failure: the conn closes */
             }
@@ -159,8 +162,10 @@ static void fetch_count(struct coll_fetch_wait *fw)
         if (!fw->topics[t].sent)
             continue;
         struct coll_topic_stats *ts = coll_server_topic_stats(fw->srv, fw->topics[t].name);
-        if (ts)
+        if (ts) {
             sl_metric_add(ts->bytes_out, fw->topics[t].sent);
+            sl_metric_add(ts->records_out, fw->topics[t].records);
+        }
     }
 }
 

@@ -57,6 +57,11 @@ struct coll_topic_stats *coll_server_topic_stats(struct coll_server *srv, const 
     sl_metrics_add_counter(srv->metrics, "sluice_topic_bytes_out_total",
                            "bytes of record batches fetched from the topic", &l, 1, &t->bytes_out,
                            NULL);
+    /* Whole batches are sent, so this counts the records of the sent batches, the ones below
+     * the asked offset that clients skip included (Kafka has no such metric to copy). */
+    sl_metrics_add_counter(srv->metrics, "sluice_topic_records_out_total",
+                           "records in the record batches fetched from the topic", &l, 1,
+                           &t->records_out, NULL);
     t->next = srv->topics;
     srv->topics = t;
     return t;
@@ -490,6 +495,7 @@ void coll_server_free(struct coll_server *srv)
         sl_metrics_remove(srv->metrics, t->bytes_in);
         sl_metrics_remove(srv->metrics, t->records_in);
         sl_metrics_remove(srv->metrics, t->bytes_out);
+        sl_metrics_remove(srv->metrics, t->records_out);
         sl_free(t->topic);
         sl_free(t);
     }

@@ -20,7 +20,7 @@
 /* Per-topic traffic counters (created on first use). */
 struct coll_topic_stats {
     char *topic; /* owned */
-    struct sl_metric *bytes_in, *records_in, *bytes_out;
+    struct sl_metric *bytes_in, *records_in, *bytes_out, *records_out;
     struct coll_topic_stats *next;
 };
 
