@@ -2,6 +2,8 @@
  * acknowledgement -> checkpoint spans; with memory accounting and input backpressure. */
 #include "agent/pipeline.h"
 
+#include "agent/encoder.h"
+
 #include "common/base.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -15,7 +17,8 @@
  * A batch's life:
  *
  *   open (builder, in part->open and the linger list)
- *     --batch_bytes reached / linger passed / flush-->  closed: encoded into pb.data once,
+ *     --batch_bytes reached / linger passed / flush-->  closed: encoded into pb.data once
+ *     (on the encoder thread with encode_thread, batches coming back in closing order),
  *     handed to the output  --done(0)-->  spans acked (checkpoints move), freed
  *                           --done(SL_ECLOSED)--> spans abandoned, freed
  *
@@ -25,6 +28,9 @@
  */
 
 #define WHO "pipeline"
+/* Closed batches waiting for the encoder thread before inputs wait too: two keep it busy
+ * while the loop fills the next, and bound the raw bytes queued behind it (peak RSS). */
+#define ENCODE_QUEUE_MAX 2
 /* Room for a record's framing beyond key and value (length, attributes, deltas, counts). */
 #define RECORD_OVERHEAD 32
 
@@ -47,6 +53,7 @@ struct agent_batch {
     double opened;
     struct agent_batch *lprev, *lnext; /* the linger list, open batches oldest first */
     size_t mem;                        /* bytes counted in p->memory */
+    struct agent_encode_job job;       /* while on the encoder thread */
 };
 
 struct agent_pipeline {
@@ -66,6 +73,8 @@ struct agent_pipeline {
     double paused_since;
     double paused_total;
     uint64_t records_in, records_acked, records_failed, batches_open, batches_out;
+    struct agent_encoder *enc; /* owned; NULL: batches are encoded on the loop */
+    uint64_t batches_encoding;
     struct sl_metrics *metrics; /* borrowed; may be NULL */
     struct sl_metric *m_in, *m_acked, *m_batches, *m_failed, *m_mem, *m_paused;
 };
@@ -224,7 +233,24 @@ static void batch_on_done(struct plugin_batch *pb, int status)
     batch_free(p, b);
 }
 
-/* Encodes b and hands it to the output. */
+static void batch_encoded(struct agent_pipeline *p, struct agent_batch *b, int rc);
+
+static void batch_on_encoded(struct agent_encode_job *job)
+{
+    struct agent_batch *b = sl_container_of(job, struct agent_batch, job);
+    b->p->batches_encoding--;
+    batch_encoded(b->p, b, job->rc);
+    pipeline_wake_soon(b->p); /* inputs that waited for the encoder */
+}
+
+static void batch_on_abandoned(struct agent_encode_job *job)
+{
+    struct agent_batch *b = sl_container_of(job, struct agent_batch, job);
+    b->p->batches_encoding--;
+    batch_abandon(b->p, b);
+}
+
+/* Closes b: it is encoded (now, or on the encoder thread) and then handed to the output. */
 static void batch_close(struct agent_pipeline *p, struct agent_batch *b)
 {
     struct plugin_topic *t = b->topic;
@@ -235,7 +261,20 @@ static void batch_close(struct agent_pipeline *p, struct agent_batch *b)
     if (t->sticky == b->pb.partition && t->nparts > 1)
         t->sticky = (int32_t)(random() % t->nparts);
     sl_buf_init(&b->pb.data);
-    int rc = sl_batch_builder_finish(&b->builder, &b->pb.data);
+    if (p->enc) {
+        b->job = (struct agent_encode_job){
+            .builder = &b->builder, .out = &b->pb.data, .done = batch_on_encoded};
+        p->batches_encoding++;
+        agent_encoder_submit(p->enc, &b->job);
+        return;
+    }
+    batch_encoded(p, b, sl_batch_builder_finish(&b->builder, &b->pb.data));
+}
+
+/* b's encoding finished with rc: account its memory and hand it to the output. */
+static void batch_encoded(struct agent_pipeline *p, struct agent_batch *b, int rc)
+{
+    struct plugin_topic *t = b->topic;
     /* The encoder reserved room for the uncompressed size; a queued batch keeps only what it
      * uses (a gzip batch is often a tenth of that), so memory_limit stays close to the truth. */
     if (rc == 0 && b->pb.data.cap > b->pb.data.len + b->pb.data.len / 8) {
@@ -361,7 +400,8 @@ static int pipeline_emit(struct plugin_sink *s, struct plugin_topic *t,
                          const struct plugin_record *r, struct plugin_waiter *w)
 {
     struct agent_pipeline *p = sl_container_of(s, struct agent_pipeline, sink);
-    if (p->paused || (t->nparts == 0 && topic_refresh(p, t) <= 0)) {
+    if (p->paused || p->batches_encoding >= ENCODE_QUEUE_MAX ||
+        (t->nparts == 0 && topic_refresh(p, t) <= 0)) {
         pipeline_wait(p, w);
         return -EAGAIN;
     }
@@ -450,6 +490,14 @@ int agent_pipeline_new(struct ev_loop *loop, const struct agent_pipeline_opts *o
     p->sink.cancel = pipeline_cancel;
     ev_timer_init(&p->linger, pipeline_on_linger, 0, 0);
     ev_timer_init(&p->wake, pipeline_on_wake, 0, 0);
+    if (opts->encode_thread && opts->codec != SL_BATCH_CODEC_NONE) {
+        int rc = agent_encoder_new(loop, &p->enc);
+        if (rc != 0) {
+            sl_free(p);
+            return sl_err_set(err, rc, "pipeline: cannot start the encoder thread: %s",
+                              sl_strerror(rc));
+        }
+    }
     if (metrics) {
         sl_metrics_add_counter(metrics, "sluice_agent_records_read_total",
                                "records taken from inputs into batches", NULL, 0, &p->m_in, NULL);
@@ -500,7 +548,7 @@ void agent_pipeline_stats(const struct agent_pipeline *p, struct agent_pipeline_
     st->records_acked = p->records_acked;
     st->records_failed = p->records_failed;
     st->batches_open = p->batches_open;
-    st->batches_out = p->batches_out;
+    st->batches_out = p->batches_out + p->batches_encoding;
     st->memory = p->memory;
     st->paused = p->paused;
     st->paused_seconds = pipeline_paused_seconds((void *)(uintptr_t)p);
@@ -508,7 +556,7 @@ void agent_pipeline_stats(const struct agent_pipeline *p, struct agent_pipeline_
 
 bool agent_pipeline_idle(const struct agent_pipeline *p)
 {
-    return p->batches_open == 0 && p->batches_out == 0;
+    return p->batches_open == 0 && p->batches_out == 0 && p->batches_encoding == 0;
 }
 
 static double pipeline_paused_seconds(void *arg)
@@ -527,6 +575,9 @@ void agent_pipeline_free(struct agent_pipeline *p)
 {
     if (!p)
         return;
+    /* First: abandoning a batch frees memory, which may arm the wake timer stopped below. */
+    agent_encoder_free(p->enc, batch_on_abandoned);
+    p->enc = NULL;
     ev_timer_stop(p->loop, &p->linger);
     ev_timer_stop(p->loop, &p->wake);
     if (p->metrics) {

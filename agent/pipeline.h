@@ -21,6 +21,8 @@ struct agent_pipeline_opts {
     int level;                 /* gzip level, -1..9 */
     int64_t memory_limit;      /* bytes held (open batches + encoded, unacknowledged): inputs pause
                                   at this, and resume below three quarters of it */
+    bool encode_thread;        /* gzip closed batches on a worker thread (agent/encoder.h)
+                                  rather than on the loop */
 };
 
 struct agent_pipeline_stats {
@@ -28,7 +30,7 @@ struct agent_pipeline_stats {
     uint64_t records_acked;  /* records in acknowledged batches */
     uint64_t records_failed; /* records in batches refused for good */
     uint64_t batches_open;   /* batches still collecting records */
-    uint64_t batches_out;    /* batches handed to the output, not yet done */
+    uint64_t batches_out;    /* batches closed (being encoded, or with the output), not done */
     size_t memory;           /* bytes held, as counted against memory_limit */
     double paused_seconds;   /* total time inputs were told to wait because memory was full */
     bool paused;

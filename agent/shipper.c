@@ -160,6 +160,7 @@ int agent_shipper_new(struct ev_loop *loop, struct agent_shipper_conf *conf, con
                                                                      : SL_BATCH_CODEC_NONE,
         .level = (int)conf->output.compression_level,
         .memory_limit = conf->memory_limit,
+        .encode_thread = true,
     };
     rc = agent_pipeline_new(loop, &po, s->output, s->out, metrics, &s->pipe, err);
     if (rc != 0)
