@@ -766,6 +766,24 @@ static int check_source_fields(const struct plugin_source_conf *src, struct sl_e
     return 0;
 }
 
+/* The journal fields records carry: journal_fields, plus the bare NAMEs among the source's
+ * `fields` (the issue's name for the selection; name=value entries there are constants). */
+static int select_fields(struct in_journald *j)
+{
+    const struct sl_conf_list *jf = &j->conf->journal_fields, *sf = &j->src->fields;
+    struct sl_conf_list all = {sl_calloc(jf->len + sf->len + 1, sizeof(char *)), 0};
+    if (!all.items)
+        return -ENOMEM;
+    for (size_t i = 0; i < jf->len; i++)
+        all.items[all.len++] = jf->items[i];
+    for (size_t i = 0; i < sf->len; i++)
+        if (!strchr(sf->items[i], '='))
+            all.items[all.len++] = sf->items[i];
+    int rc = in_journald_select_init(&j->sel, &all);
+    sl_free(all.items); /* the strings are borrowed: select_init copies them */
+    return rc;
+}
+
 static int in_journald_new(const struct plugin_ctx *ctx, const void *conf, void **self,
                            struct sl_err *err)
 {
@@ -798,7 +816,7 @@ static int in_journald_new(const struct plugin_ctx *ctx, const void *conf, void 
     rc = check_source_fields(ctx->source, err);
     if (rc != 0)
         goto fail;
-    if (in_journald_select_init(&j->sel, &j->conf->journal_fields) != 0 ||
+    if (select_fields(j) != 0 ||
         in_journald_rec_init(&j->rec, &j->sel, (size_t)j->conf->max_entry_bytes,
                              ctx->source->format == PLUGIN_FORMAT_RAW) != 0) {
         rc = sl_err_set(err, -ENOMEM, "out of memory");

@@ -6,6 +6,8 @@
 #include "common/json.h"
 #include "common/json_read.h"
 #include "common/mem.h"
+#include "plugins/in_journald.h"
+#include "plugins/in_journald_rec.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -123,10 +125,22 @@ static void source_check(void *obj, struct sl_conf_check *chk)
         sl_conf_check_error(chk, "key", "'key' field needs 'key_field'");
     if (s->key != PLUGIN_KEY_FIELD && s->key_field)
         sl_conf_check_error(chk, "key_field", "'key_field' is only used with 'key: field'");
+    bool journald = s->type.section && s->type.section->name &&
+                    strcmp(s->type.section->name, "journald") == 0;
     static const char *const reserved[] = {"time", "host", "source", "message", "truncated"};
     for (size_t i = 0; i < s->fields.len; i++) {
         const char *f = s->fields.items[i];
         const char *eq = strchr(f, '=');
+        if (!eq && journald) {
+            /* A bare NAME selects a journal field, as journal_fields does. */
+            if (strcmp(f, "*") != 0 && (!in_journald_field_name_ok(f, strlen(f)) ||
+                                        in_journald_rec_core_field(f, strlen(f))))
+                sl_conf_check_error(chk, "fields",
+                                    "'fields' entry '%s' is neither name=value nor a journal "
+                                    "field name a record does not already carry",
+                                    f);
+            continue;
+        }
         if (!eq || eq == f) {
             sl_conf_check_error(chk, "fields", "'fields' entries must be name=value (got '%s')", f);
             continue;
@@ -178,7 +192,8 @@ static const struct sl_conf_opt source_opts[] = {
      .offset = offsetof(struct plugin_source_conf, fields),
      .def = "[]",
      .max = 64,
-     .help = "extra name=value string fields added to every JSON record"},
+     .help = "extra name=value string fields added to every JSON record; for journald, a "
+             "bare NAME also selects that journal field, as journal_fields does"},
     {.name = NULL},
 };
 

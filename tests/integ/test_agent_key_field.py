@@ -6,7 +6,8 @@ The real sluice-agent ships to the real sluice-collector (6 partitions per topic
   a number, absent, or null, and on a plain-text line: a string key is decoded, a number is kept
   as written, the rest get a null key;
 - a journald source with key_field: _SYSTEMD_UNIT, on a journal written by
-  systemd-journal-remote: the key is the unit.
+  systemd-journal-remote: the key is the unit; its `fields: [SEQ_NO, team=core]` also selects
+  the journal field SEQ_NO and adds the constant team=core.
 Each record's key and partition are read back with kcat and checked against kafka-python's
 murmur2."""
 import json
@@ -86,7 +87,8 @@ def main():
             f"  app:\n    type: tail\n    paths: [\"{logs}/*.log\"]\n    topic: app\n"
             f"    key: field\n    key_field: user\n"
             f"  j:\n    type: journald\n    directory: {jdir}\n    topic: jrn\n"
-            f"    key: field\n    key_field: _SYSTEMD_UNIT\n")
+            f"    key: field\n    key_field: _SYSTEMD_UNIT\n"
+            f"    fields: [SEQ_NO, team=core]\n")
         agent.start()
         agent.wait_acked(500, timeout=60)
         agent.stop()
@@ -103,11 +105,19 @@ def main():
             if by_n.get(i, "absent") != want:
                 jh.die(f"line {i} ({line!r}): key {by_n.get(i, 'absent')!r}, wanted {want!r}")
         units = set()
+        seqs = set()
         for key, part, value in records(srv.bootstrap, "jrn", 200):
-            if key != json.loads(value)["unit"]:
+            doc = json.loads(value)
+            if key != doc["unit"]:
                 jh.die(f"jrn: key {key!r} is not the record's unit: {value[:200]}")
+            # `fields`: a bare NAME selects that journal field, name=value adds a constant.
+            if doc.get("team") != "core" or "SEQ_NO" not in doc:
+                jh.die(f"jrn: fields [SEQ_NO, team=core] not applied: {value[:300]}")
+            seqs.add(int(doc["SEQ_NO"]))
             check_partition("jrn", key, part)
             units.add(key)
+        if seqs != set(range(200)):
+            jh.die(f"jrn: SEQ_NO values {sorted(seqs)[:5]}..., wanted 0..199")
         if len(units) != len(jh.UNITS):
             jh.die(f"jrn: keys {units}, wanted the {len(jh.UNITS)} units")
         print(f"ok: 300 tail records keyed by a JSON member, 200 journal entries by their unit, "

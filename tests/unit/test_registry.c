@@ -163,6 +163,12 @@ static void test_check_hooks(void **state)
     e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"
                     "    key: field\n");
     assert_non_null(strstr(e, "'key' field needs 'key_field'"));
+    e = first_error("sources:\n  a:\n    type: journald\n    topic: t\n"
+                    "    fields: [_COMM, x=y, lower]\n");
+    assert_non_null(strstr(e, "'fields' entry 'lower' is neither name=value nor a journal"));
+    e = first_error("sources:\n  a:\n    type: journald\n    topic: t\n"
+                    "    fields: [MESSAGE]\n");
+    assert_non_null(strstr(e, "'fields' entry 'MESSAGE'"));
     e = first_error("sources:\n  a:\n    type: tail\n    paths: [/x.log]\n    topic: t\n"
                     "    key_field: user\n");
     assert_non_null(strstr(e, "'key_field' is only used with 'key: field'"));
