@@ -710,8 +710,12 @@ int coll_segment_recover(struct coll_segment *seg, bool truncate, struct coll_se
         return -errno;
     seg->index_write_failed = false;
     seg->index_missing = false;
+    /* The rebuilt entries are in memory, which is what reads use. Failing to write them (a full
+     * disk) must not keep the partition offline: the files go, and the next open rebuilds. */
     rc = write_idx_tail(seg);
-    return rc;
+    if (rc)
+        drop_index_files(seg, rc);
+    return 0;
 }
 
 /* Reads a whole index file; *n is its size. */

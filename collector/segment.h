@@ -103,9 +103,10 @@ int coll_segment_load_indexes(struct coll_segment *seg, int64_t next_offset_hint
 /*
  * Validates every batch from the start of the .log (size, CRC-32C, magic, offsets continuing
  * from the segment base), rebuilds both indexes from what is valid, and, when truncate is set,
- * cuts the .log after the last valid batch (the caller logs what was cut, from scan). Returns
- * 0 (scan says whether anything was invalid), or -errno / -ENOMEM when the files cannot be
- * read or rewritten.
+ * cuts the .log after the last valid batch (the caller logs what was cut, from scan). Index
+ * files that cannot be written (a full disk) are removed, logged, and rebuilt at the next
+ * open; the entries in memory serve reads meanwhile. Returns 0 (scan says whether anything was
+ * invalid), or -errno / -ENOMEM when the .log cannot be read or cut.
  */
 int coll_segment_recover(struct coll_segment *seg, bool truncate, struct coll_seg_scan *scan);
 

@@ -3,8 +3,8 @@
 loudly without it), appends are refused with ENOSPC / KAFKA_STORAGE_ERROR while nothing partial
 becomes readable; once a filler file is deleted appends resume; the log then verifies intact
 (every record at its offset) after a reopen. A second run dies (_exit, no close) right after the
-disk filled up; once space is back, recovery must find every acknowledged record intact and
-nothing of the refused appends."""
+disk filled up; recovery on the still-full disk, and again once space is back, must find
+every acknowledged record intact and nothing of the refused appends."""
 import os
 import subprocess
 import sys
@@ -39,7 +39,15 @@ def main():
             if w.returncode != 0 or not acked or acked[-1] < 0:
                 sys.exit(f"enospc run (crash={crash}) failed: {w.stdout} {w.stderr}")
             if crash:
-                os.unlink(filler)  # space back before the restart
+                # Recovery with the disk still full: opening must not cut good data (it may
+                # fail to write what it rebuilds, and says so), and every acknowledged record
+                # reads back.
+                full = subprocess.run([TOOL, "verify", data, str(acked[-1])],
+                                      capture_output=True, text=True, timeout=120)
+                if full.returncode != 0 or not full.stdout.startswith("OK ") or \
+                        int(full.stdout.split()[1]) != acked[-1] + 1:
+                    sys.exit(f"recovery on the full disk failed: {full.stdout} {full.stderr}")
+                os.unlink(filler)  # space back before the next restart
             v = subprocess.run([TOOL, "verify", data, str(acked[-1])], capture_output=True,
                                text=True, timeout=120)
             if v.returncode != 0 or not v.stdout.startswith("OK "):
