@@ -431,7 +431,7 @@ void coll_region_release(struct coll_region *r)
 int coll_plog_read(struct coll_plog *pl, int64_t offset, size_t max_bytes, struct coll_region *r,
                    struct sl_err *err)
 {
-    *r = (struct coll_region){.fd = -1, .first_offset = offset};
+    *r = (struct coll_region){.fd = -1, .first_offset = offset, .end_offset = offset};
     if (offset < pl->log_start || offset > pl->next_offset)
         return sl_err_set(err, -ERANGE, "%s: offset %" PRId64 " is outside %" PRId64 "..%" PRId64,
                           pl->name, offset, pl->log_start, pl->next_offset);
@@ -444,10 +444,11 @@ int coll_plog_read(struct coll_plog *pl, int64_t offset, size_t max_bytes, struc
         if (rc == 0)
             continue;
         size_t len;
-        if ((rc = coll_segment_read_extent(seg, &b, max_bytes, &len, err)))
+        int64_t end_offset;
+        if ((rc = coll_segment_read_extent(seg, &b, max_bytes, &len, &end_offset, err)))
             return rc;
         coll_segment_ref(seg);
-        *r = (struct coll_region){seg->log_fd, b.pos, len, b.base_offset, seg};
+        *r = (struct coll_region){seg->log_fd, b.pos, len, b.base_offset, end_offset, seg};
         return 0;
     }
     return 0;

@@ -78,6 +78,7 @@ struct coll_region {
     uint64_t pos;     /* file position of the first batch */
     size_t len;       /* 0 when there is nothing to read at the asked offset (yet) */
     int64_t first_offset; /* base offset of the first batch (<= the asked offset) */
+    int64_t end_offset;   /* offset after the last batch: end_offset - first_offset records */
     struct coll_segment *seg; /* owned reference, or NULL */
 };
 

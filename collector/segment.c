@@ -469,9 +469,11 @@ int coll_segment_find_offset(struct coll_segment *seg, int64_t offset, struct co
 }
 
 int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_batch *first,
-                             size_t max_bytes, size_t *len, struct sl_err *err)
+                             size_t max_bytes, size_t *len, int64_t *end_offset,
+                             struct sl_err *err)
 {
     uint64_t end = first->pos + first->size;
+    int64_t end_off = first->last_offset + 1; /* -1: not known, the index moved `end` */
     uint64_t limit = first->pos + (uint64_t)SL_MIN(max_bytes, (size_t)(seg->size - first->pos));
     if (end < limit && seg->idx_n) {
         /* Every index entry is a batch start, so everything before one is whole batches. */
@@ -484,8 +486,10 @@ int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_bat
                 else
                     hi = mid;
             }
-            if (seg->idx[lo].pos > end)
+            if (seg->idx[lo].pos > end) {
                 end = seg->idx[lo].pos;
+                end_off = -1; /* an entry holds its batch's last offset, not its base */
+            }
         }
     }
     while (end < limit) {
@@ -494,11 +498,26 @@ int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_bat
         if (rc < 0)
             return sl_err_set(err, rc, "%s.log: reading the batch at %" PRIu64 ": %s", seg->path,
                               end, sl_strerror(rc));
+        if (rc > 0 && end + b.size > limit)
+            end_off = b.base_offset;
         if (rc == 0 || end + b.size > limit)
             break;
         end += b.size;
+        end_off = b.last_offset + 1;
+    }
+    if (end_off < 0 && end >= seg->size) {
+        end_off = seg->next_offset;
+    } else if (end_off < 0) {
+        struct coll_seg_batch b;
+        int rc = read_batch_at(seg, end, &b);
+        if (rc <= 0)
+            return sl_err_set(err, rc < 0 ? rc : -EIO,
+                              "%s.log: reading the batch at %" PRIu64 ": %s", seg->path, end,
+                              rc < 0 ? sl_strerror(rc) : "none where the index says");
+        end_off = b.base_offset;
     }
     *len = (size_t)(end - first->pos);
+    *end_offset = end_off;
     return 0;
 }
 

@@ -143,11 +143,13 @@ int coll_segment_find_offset(struct coll_segment *seg, int64_t offset, struct co
 
 /*
  * The byte range to serve starting at batch `first` (from coll_segment_find_offset): whole
- * batches, at most max_bytes, but always at least the first one. Returns 0 with *len set, or
- * -errno.
+ * batches, at most max_bytes, but always at least the first one. Returns 0 with *len set and
+ * *end_offset the offset just after the range's last batch (so the range holds
+ * *end_offset - first->base_offset records: offsets are dense), or -errno.
  */
 int coll_segment_read_extent(struct coll_segment *seg, const struct coll_seg_batch *first,
-                             size_t max_bytes, size_t *len, struct sl_err *err);
+                             size_t max_bytes, size_t *len, int64_t *end_offset,
+                             struct sl_err *err);
 
 /*
  * Kafka's LogSegment.findOffsetByTimestamp: the first record, in offset order and at or after

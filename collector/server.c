@@ -57,6 +57,11 @@ struct coll_topic_stats *coll_server_topic_stats(struct coll_server *srv, const 
     sl_metrics_add_counter(srv->metrics, "sluice_topic_bytes_out_total",
                            "bytes of record batches fetched from the topic", &l, 1, &t->bytes_out,
                            NULL);
+    /* Whole batches are sent, so this counts the records of the sent batches, the ones below
+     * the asked offset that clients skip included (Kafka has no such metric to copy). */
+    sl_metrics_add_counter(srv->metrics, "sluice_topic_records_out_total",
+                           "records in the record batches fetched from the topic", &l, 1,
+                           &t->records_out, NULL);
     t->next = srv->topics;
     srv->topics = t;
     return t;
@@ -346,6 +351,13 @@ int coll_server_new(struct ev_loop *loop, const struct coll_server_conf *conf,
         sl_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
+    /* Session ids are random: seeded from the clock too. */
+    if (coll_fsess_cache_init(&srv->fsess, (size_t)SL_MAX(conf->fetch_session_slots, 0),
+                              conf->fetch_session_eviction_ms,
+                              (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec) != 0) {
+        sl_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = coll_server_groups_init(srv, coll_storage_dir(st), err);
     if (rc != 0)
         goto fail;
@@ -490,6 +502,7 @@ void coll_server_free(struct coll_server *srv)
         sl_metrics_remove(srv->metrics, t->bytes_in);
         sl_metrics_remove(srv->metrics, t->records_in);
         sl_metrics_remove(srv->metrics, t->bytes_out);
+        sl_metrics_remove(srv->metrics, t->records_out);
         sl_free(t->topic);
         sl_free(t);
     }
@@ -507,6 +520,7 @@ void coll_server_free(struct coll_server *srv)
             sl_metrics_remove(srv->metrics, srv->m_latency[k]);
     }
     coll_pstate_fini(&srv->producers);
+    coll_fsess_cache_fini(&srv->fsess);
     sl_free(srv);
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/base.h"
 #include "common/kafka_err.h"
+#include "collector/fetch_session.h"
 #include "collector/group.h"
 #include "collector/producer_state.h"
 #include "collector/server.h"
@@ -20,7 +21,7 @@
 /* Per-topic traffic counters (created on first use). */
 struct coll_topic_stats {
     char *topic; /* owned */
-    struct sl_metric *bytes_in, *records_in, *bytes_out;
+    struct sl_metric *bytes_in, *records_in, *bytes_out, *records_out;
     struct coll_topic_stats *next;
 };
 
@@ -83,6 +84,7 @@ struct coll_server {
     struct coll_group_gauges *group_gauges; /* owned list */
     struct sl_metric *m_conns, *m_accepted, *m_refused, *m_bad_requests;
     struct sl_metric *m_latency[64]; /* per api key */
+    struct coll_fsess_cache fsess;   /* fetch sessions (KIP-227) */
 };
 
 /*

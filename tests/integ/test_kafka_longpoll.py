@@ -107,6 +107,7 @@ def main():
         for want in ('sluice_topic_bytes_in_total{topic="lp"} 75',
                      'sluice_topic_records_in_total{topic="lp"} 1',
                      'sluice_topic_bytes_out_total{topic="lp"} 75',
+                     'sluice_topic_records_out_total{topic="lp"} 1',
                      'sluice_partition_log_end_offset{topic="lp",partition="0"} 1',
                      'sluice_kafka_request_duration_seconds_count{api="Fetch"} 3',
                      'sluice_kafka_request_duration_seconds_count{api="Produce"} 1',

@@ -191,6 +191,7 @@ static void verify_reads(struct coll_plog *pl, size_t max_bytes)
             n++;
         }
         assert_int_equal(at, r.len);
+        assert_int_equal(r.end_offset, expect); /* what records-out counts */
         assert_true(n == 1 || r.len <= max_bytes);
         free(p);
         coll_region_release(&r);
@@ -198,6 +199,7 @@ static void verify_reads(struct coll_plog *pl, size_t max_bytes)
     struct coll_region r;
     assert_int_equal(coll_plog_read(pl, pl->next_offset, 1000, &r, NULL), 0);
     assert_int_equal(r.len, 0);
+    assert_int_equal(r.end_offset - r.first_offset, 0);
     assert_int_equal(coll_plog_read(pl, pl->next_offset + 1, 1000, &r, NULL), -ERANGE);
     if (pl->log_start > 0)
         assert_int_equal(coll_plog_read(pl, pl->log_start - 1, 1000, &r, NULL), -ERANGE);
