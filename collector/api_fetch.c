@@ -21,8 +21,7 @@
  *   rack_id STRING (v11+)
  *
  * Response:
- *   throttle_time_ms int32, error_code int16 (v7+), session_id int32 (v7+, always 0: no
- *   fetch sessions, every fetch is a full one)
+ *   throttle_time_ms int32, error_code int16 (v7+), session_id int32 (v7+)
  *   responses ARRAY of
  *     topic STRING
  *     partitions ARRAY of
@@ -36,6 +35,14 @@
  * per partition and max_bytes for the response, except that the first batch found is always
  * sent (KIP-74). With fewer than min_bytes available the fetch waits, up to max_wait_ms, for
  * appends to the partitions it asks about.
+ *
+ * Fetch sessions (v7+, KIP-227; the cache and its state machine are in fetch_session.c): an
+ * incremental fetch is served for every partition of its session, in the session's order, and
+ * its answer leaves out the partitions with no records, no error and the same high watermark
+ * and log start offset as last told. The session is created (full fetch, epoch 0) or its
+ * remembered high watermarks updated only by the final encoding of the response, after any
+ * long poll, which also moves the partitions that returned records to the end of the session
+ * (Kafka's round-robin across responses that max_bytes cuts short).
  */
 
 #define FETCH_MAX_TOPICS     10000
@@ -45,6 +52,10 @@ struct fetch_part {
     int32_t partition;
     int64_t offset;
     int32_t max_bytes;
+    int64_t prev_hw, prev_start; /* incremental: what the session last told the client */
+    int64_t hw, start;           /* results of the last encoding */
+    size_t len;                  /* record bytes sent */
+    int16_t err;
 };
 
 struct fetch_topic {
@@ -65,21 +76,40 @@ struct coll_fetch_wait {
     int32_t min_bytes, max_bytes;
     struct fetch_topic *topics; /* owned */
     int32_t ntopics;
-    uint64_t got; /* bytes available so far */
+    struct fetch_topic *forgot; /* owned; forgotten_topics_data (partition numbers only) */
+    int32_t nforgot;
+    int32_t sess_id, sess_epoch; /* the request's FetchMetadata; then, when incremental, the
+                                    session's id and the epoch it expects next */
+    bool incremental, sess_create;
+    int16_t top_err; /* a session error: answered with no partitions */
+    uint64_t got;    /* bytes available so far */
     bool waiting, ready;
     ev_timer timer;
 };
+
+static void topics_free(struct fetch_topic *topics, int32_t n)
+{
+    for (int32_t t = 0; t < n; t++) {
+        sl_free(topics[t].name);
+        sl_free(topics[t].parts);
+    }
+    sl_free(topics);
+}
 
 static void fetch_free(struct coll_fetch_wait *fw)
 {
     if (!fw)
         return;
-    for (int32_t t = 0; t < fw->ntopics; t++) {
-        sl_free(fw->topics[t].name);
-        sl_free(fw->topics[t].parts);
-    }
-    sl_free(fw->topics);
+    topics_free(fw->topics, fw->ntopics);
+    topics_free(fw->forgot, fw->nforgot);
     sl_free(fw);
+}
+
+/* Whether an incremental response must carry the partition (Kafka's maybeUpdateResponseData). */
+static bool part_changed(const struct coll_fetch_wait *fw, const struct fetch_part *fp, size_t len)
+{
+    return !fw->incremental || len > 0 || fp->err != KAFKA_E_NONE || fp->hw != fp->prev_hw ||
+           fp->start != fp->prev_start;
 }
 
 /* Encodes the response body into fw->resp (after its header); returns the record bytes. */
@@ -93,14 +123,20 @@ static uint64_t fetch_encode(struct coll_fetch_wait *fw)
     int64_t budget = fw->max_bytes > 0 ? fw->max_bytes : INT32_MAX;
     sl_buf_put_i32(b, 0);
     if (v >= 7) {
-        sl_buf_put_i16(b, KAFKA_E_NONE);
-        sl_buf_put_i32(b, 0);
+        sl_buf_put_i16(b, fw->top_err);
+        /* The id of a session created by this fetch is patched in by fetch_session_finish. */
+        sl_buf_put_i32(b, fw->incremental ? fw->sess_id : COLL_FSESS_INVALID_ID);
     }
-    sl_buf_put_i32(b, fw->ntopics);
-    for (int32_t t = 0; t < fw->ntopics; t++) {
+    size_t ntopics_at = b->len;
+    int32_t ntopics = 0;
+    sl_buf_put_i32(b, 0);
+    for (int32_t t = 0; t < fw->ntopics && !fw->top_err; t++) {
         struct fetch_topic *ft = &fw->topics[t];
+        size_t topic_at = b->len;
         sl_buf_put_string(b, (struct sl_bytes){(const uint8_t *)ft->name, ft->name_len});
-        sl_buf_put_i32(b, ft->nparts);
+        size_t nparts_at = b->len;
+        int32_t nparts = 0;
+        sl_buf_put_i32(b, 0);
         ft->sent = 0;
         ft->records = 0;
         for (int32_t p = 0; p < ft->nparts; p++) {
@@ -132,6 +168,15 @@ static uint64_t fetch_encode(struct coll_fetch_wait *fw)
                         memset(&reg, 0, sizeof(reg));
                 }
             }
+            fp->err = e;
+            fp->hw = hw;
+            fp->start = start;
+            fp->len = reg.len;
+            if (!part_changed(fw, fp, reg.len)) {
+                coll_region_release(&reg);
+                continue;
+            }
+            nparts++;
             sl_buf_put_i32(b, fp->partition);
             sl_buf_put_i16(b, e);
             sl_buf_put_i64(b, hw);
@@ -151,7 +196,14 @@ static uint64_t fetch_encode(struct coll_fetch_wait *fw)
                     sl_buf_reserve(b, (size_t)1 << 41); /* sticky failure: the conn closes */
             }
         }
+        if (nparts == 0 && fw->incremental) {
+            sl_buf_truncate(b, topic_at); /* nothing spliced in since: no records here */
+            continue;
+        }
+        sl_buf_patch_i32(b, nparts_at, nparts);
+        ntopics++;
     }
+    sl_buf_patch_i32(b, ntopics_at, ntopics);
     return sent;
 }
 
@@ -193,12 +245,15 @@ static void fetch_unlink(struct coll_fetch_wait *fw)
         fw->next->prev = fw->prev;
 }
 
+static void fetch_session_finish(struct coll_fetch_wait *fw);
+
 static void fetch_complete(struct coll_fetch_wait *fw)
 {
     fetch_unlink(fw);
     struct coll_resp *resp = fw->resp;
     fetch_unencode(resp);
     fetch_encode(fw);
+    fetch_session_finish(fw);
     fetch_count(fw);
     fetch_free(fw);
     coll_resp_done(resp);
@@ -264,8 +319,8 @@ static int fetch_parse(struct coll_req *req, struct coll_fetch_wait *fw, int32_t
     fw->max_bytes = sl_reader_i32(r);
     sl_reader_i8(r); /* isolation_level: no transactions, both levels read the same */
     if (v >= 7) {
-        sl_reader_i32(r);
-        sl_reader_i32(r);
+        fw->sess_id = sl_reader_i32(r);
+        fw->sess_epoch = sl_reader_i32(r);
     }
     int32_t nt = sl_reader_array(r, FETCH_MAX_TOPICS, 6);
     if (nt < 0)
@@ -311,17 +366,193 @@ static int fetch_parse(struct coll_req *req, struct coll_fetch_wait *fw, int32_t
             fp->max_bytes = sl_reader_i32(r);
         }
     }
-    if (v >= 7) {
+    if (v >= 7 && !r->err) {
         int32_t nf = sl_reader_array(r, FETCH_MAX_TOPICS, 6);
+        if (nf < 0)
+            return sl_reader_fail(r, nf == -1 ? SL_EPARSE : r->err, "forgotten_topics_data");
+        if (nf > 0 && !(fw->forgot = sl_calloc((size_t)nf, sizeof(*fw->forgot))))
+            return -ENOMEM;
+        int64_t ftotal = 0;
         for (int32_t i = 0; i < nf && !r->err; i++) {
-            sl_reader_string(r);
+            struct fetch_topic *ft = &fw->forgot[i];
+            fw->nforgot = i + 1;
+            struct sl_bytes raw = sl_reader_string(r);
             int32_t np = sl_reader_array(r, FETCH_MAX_PARTITIONS, 4);
-            sl_reader_skip(r, (size_t)SL_MAX(np, 0) * 4);
+            if (r->err)
+                break;
+            if (np < 0)
+                return sl_reader_fail(r, SL_EPARSE, "null forgotten partitions");
+            ftotal += np;
+            if (ftotal > FETCH_MAX_PARTITIONS)
+                return sl_reader_fail(r, SL_ETOOBIG, "forgotten partition count");
+            ft->name_len = raw.p ? raw.len : 0;
+            if (!(ft->name = sl_malloc(ft->name_len + 1)))
+                return -ENOMEM;
+            if (ft->name_len)
+                memcpy(ft->name, raw.p, ft->name_len);
+            ft->name[ft->name_len] = 0;
+            if (np > 0 && !(ft->parts = sl_calloc((size_t)np, sizeof(*ft->parts))))
+                return -ENOMEM;
+            ft->nparts = np;
+            for (int32_t p = 0; p < np; p++)
+                ft->parts[p].partition = sl_reader_i32(r);
         }
     }
     if (v >= 11)
         sl_reader_string(r);
     return r->err;
+}
+
+/* Builds fw->topics from the session's partitions (runs of one topic each, in order). */
+static int fetch_from_session(struct coll_fetch_wait *fw, const struct coll_fsess *s)
+{
+    topics_free(fw->topics, fw->ntopics);
+    fw->topics = NULL;
+    fw->ntopics = 0;
+    if (!s->nparts)
+        return 0;
+    /* At most one topic per partition. */
+    if (!(fw->topics = sl_calloc(s->nparts, sizeof(*fw->topics))))
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nparts;) {
+        const struct coll_fsess_part *sp = &s->parts[i];
+        size_t j = i + 1;
+        while (j < s->nparts && s->parts[j].topic_len == sp->topic_len &&
+               memcmp(s->parts[j].topic, sp->topic, sp->topic_len) == 0)
+            j++;
+        struct fetch_topic *ft = &fw->topics[fw->ntopics++];
+        ft->name_len = sp->topic_len;
+        if (!(ft->name = sl_malloc(sp->topic_len + 1)) ||
+            !(ft->parts = sl_calloc(j - i, sizeof(*ft->parts))))
+            return -ENOMEM;
+        memcpy(ft->name, sp->topic, sp->topic_len + 1);
+        char tmp[COLL_TOPIC_NAME_MAX + 1];
+        struct sl_bytes raw = {(const uint8_t *)sp->topic, sp->topic_len};
+        ft->name_ok =
+            coll_str_copy(tmp, sizeof(tmp), raw) && coll_topic_name_check(tmp, raw.len, NULL) == 0;
+        for (size_t k = i; k < j; k++) {
+            struct fetch_part *fp = &ft->parts[ft->nparts++];
+            fp->partition = s->parts[k].partition;
+            fp->offset = s->parts[k].fetch_offset;
+            fp->max_bytes = s->parts[k].max_bytes;
+            fp->prev_hw = s->parts[k].hw;
+            fp->prev_start = s->parts[k].log_start;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* Applies the request's FetchMetadata to the session cache (the state machine at the top of
+ * fetch_session.c). Returns 0 (fw->top_err may be set) or -ENOMEM. */
+static int fetch_session_begin(struct coll_fetch_wait *fw, int64_t now_ms)
+{
+    struct coll_fsess_cache *c = &fw->srv->fsess;
+    if (fw->sess_epoch == COLL_FSESS_INITIAL_EPOCH || fw->sess_epoch == COLL_FSESS_FINAL_EPOCH) {
+        coll_fsess_remove(c, fw->sess_id); /* a full fetch closes the session it names */
+        fw->sess_create = fw->sess_epoch == COLL_FSESS_INITIAL_EPOCH && c->max > 0;
+        return 0;
+    }
+    struct coll_fsess *s = coll_fsess_find(c, fw->sess_id);
+    if (!s) {
+        fw->top_err = KAFKA_E_FETCH_SESSION_ID_NOT_FOUND;
+        return 0;
+    }
+    if (s->epoch != fw->sess_epoch) {
+        fw->top_err = KAFKA_E_INVALID_FETCH_SESSION_EPOCH;
+        return 0;
+    }
+    int rc = 0;
+    for (int32_t t = 0; t < fw->ntopics && rc == 0; t++) {
+        const struct fetch_topic *ft = &fw->topics[t];
+        for (int32_t p = 0; p < ft->nparts && rc == 0; p++)
+            rc = coll_fsess_upsert(s, ft->name, ft->name_len, ft->parts[p].partition,
+                                   ft->parts[p].offset, ft->parts[p].max_bytes);
+    }
+    for (int32_t t = 0; t < fw->nforgot && rc == 0; t++) {
+        const struct fetch_topic *ft = &fw->forgot[t];
+        for (int32_t p = 0; p < ft->nparts; p++)
+            coll_fsess_forget(s, ft->name, ft->name_len, ft->parts[p].partition);
+    }
+    if (rc == 0)
+        coll_fsess_compact(s);
+    if (rc == -E2BIG) {
+        /* More partitions than a session holds: the client starts over with a full fetch. */
+        SL_WARN("kafka",
+                "fetch session %d: more than %d partitions, or %d in all sessions; closed",
+                (int)fw->sess_id, COLL_FSESS_MAX_PARTS, COLL_FSESS_MAX_TOTAL_PARTS);
+        coll_fsess_remove(c, fw->sess_id);
+        fw->top_err = KAFKA_E_INVALID_REQUEST;
+        return 0;
+    }
+    if (rc != 0) {
+        coll_fsess_remove(c, fw->sess_id); /* half updated: the client must start over */
+        return rc;                         /* -ENOMEM: the connection closes */
+    }
+    if (s->nparts == 0) {
+        /* Emptied: closed, answered as a sessionless full fetch of what the request lists (as
+         * Kafka does; that is nothing, since everything listed stays in the session). */
+        coll_fsess_remove(c, fw->sess_id);
+        return 0;
+    }
+    coll_fsess_touch(s, now_ms);
+    fw->incremental = true;
+    fw->sess_epoch = s->epoch;
+    return fetch_from_session(fw, s);
+}
+
+/* After the final encoding: creates the session a full fetch asked for (patching its id into
+ * the response) or records what an incremental answer told the client. */
+static void fetch_session_finish(struct coll_fetch_wait *fw)
+{
+    struct coll_fsess_cache *c = &fw->srv->fsess;
+    struct sl_buf *b = &fw->resp->buf;
+    if (fw->top_err || sl_buf_error(b))
+        return;
+    if (fw->incremental) {
+        struct coll_fsess *s = coll_fsess_find(c, fw->sess_id);
+        if (!s || s->epoch != fw->sess_epoch)
+            return; /* closed or moved on while this fetch waited */
+        for (int32_t t = 0; t < fw->ntopics; t++) {
+            const struct fetch_topic *ft = &fw->topics[t];
+            for (int32_t p = 0; p < ft->nparts; p++) {
+                const struct fetch_part *fp = &ft->parts[p];
+                struct coll_fsess_part *sp =
+                    coll_fsess_get(s, ft->name, ft->name_len, fp->partition);
+                if (!sp)
+                    continue;
+                /* An error is sent again until it clears (Kafka sets the cached hw to -1). */
+                sp->hw = fp->err ? -1 : fp->hw;
+                sp->log_start = fp->start;
+                sp->to_end = fp->len > 0;
+            }
+        }
+        coll_fsess_move_to_end(s);
+        return;
+    }
+    if (!fw->sess_create)
+        return;
+    size_t n = 0;
+    for (int32_t t = 0; t < fw->ntopics; t++)
+        n += (size_t)fw->topics[t].nparts;
+    struct coll_fsess *s = coll_fsess_create(c, n, (int64_t)(ev_now(fw->srv->loop) * 1000.0));
+    if (!s)
+        return; /* no room: answered without a session (id 0), as Kafka */
+    for (int32_t t = 0; t < fw->ntopics; t++) {
+        const struct fetch_topic *ft = &fw->topics[t];
+        for (int32_t p = 0; p < ft->nparts; p++) {
+            const struct fetch_part *fp = &ft->parts[p];
+            if (coll_fsess_upsert(s, ft->name, ft->name_len, fp->partition, fp->offset,
+                                  fp->max_bytes) != 0) {
+                coll_fsess_remove(c, s->id);
+                return;
+            }
+            struct coll_fsess_part *sp = coll_fsess_get(s, ft->name, ft->name_len, fp->partition);
+            sp->hw = fp->err ? -1 : fp->hw;
+            sp->log_start = fp->start;
+        }
+    }
+    sl_buf_patch_i32(b, 8 + 4 + 2, s->id); /* size, correlation id, throttle, error_code */
 }
 
 int coll_api_fetch(struct coll_req *req)
@@ -335,6 +566,8 @@ int coll_api_fetch(struct coll_req *req)
     fw->version = req->version;
     int32_t max_wait = 0;
     int rc = fetch_parse(req, fw, &max_wait);
+    if (rc == 0 && req->version >= 7)
+        rc = fetch_session_begin(fw, (int64_t)(ev_now(srv->loop) * 1000.0));
     if (rc != 0) {
         fetch_free(fw);
         return rc;
@@ -342,7 +575,8 @@ int coll_api_fetch(struct coll_req *req)
     fw->got = fetch_encode(fw);
     int64_t wait_ms = SL_MIN((int64_t)max_wait, srv->conf->max_fetch_wait_ms);
     if (fw->got >= (uint64_t)SL_MAX(fw->min_bytes, 1) || wait_ms <= 0 || srv->stopping ||
-        sl_buf_error(&req->resp->buf)) {
+        fw->top_err || sl_buf_error(&req->resp->buf)) {
+        fetch_session_finish(fw);
         fetch_count(fw);
         fetch_free(fw);
         return COLL_API_DONE;

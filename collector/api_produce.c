@@ -28,7 +28,13 @@
  * The request is decoded completely before anything is appended, so a malformed request
  * changes nothing. With acks=-1 on a `fsync: always` topic the response waits for the
  * partition's durability callback (a failed one turns its error_code, patched in place, into
- * KAFKA_STORAGE_ERROR); other policies answer once the batch is in the log.
+ * KAFKA_STORAGE_ERROR); other policies answer once the batch is in the log. If the fsync has
+ * not completed within timeout_ms, the response leaves then with REQUEST_TIMED_OUT for the
+ * partitions still waiting (their batches stay appended, as in Kafka, where a timed-out
+ * acks=all produce is not undone); the context lives on until every callback has come:
+ *
+ *   appended --(all durable)--> answered, ctx freed
+ *       \--(timeout_ms)--> answered (waiting ones: REQUEST_TIMED_OUT) --(all durable)--> freed
  */
 
 #define PRODUCE_MAX_TOPICS     10000
@@ -39,25 +45,47 @@ struct produce_ctx;
 struct produce_wait {
     struct produce_ctx *ctx; /* borrowed */
     size_t err_at;           /* offset of the partition's error_code in the response */
+    bool waiting;            /* its durability callback is pending */
 };
 
 struct produce_ctx {
-    struct coll_resp *resp; /* borrowed: freed by coll_resp_done */
-    int pending;
+    struct coll_resp *resp; /* borrowed: freed by coll_resp_done; NULL once answered */
+    struct ev_loop *loop;   /* borrowed */
+    int pending;            /* durability callbacks still to come */
+    size_t nwaits;
+    ev_timer timer;              /* timeout_ms */
     struct produce_wait waits[]; /* one per partition */
 };
+
+static void produce_answer(struct produce_ctx *ctx)
+{
+    ev_timer_stop(ctx->loop, &ctx->timer);
+    struct coll_resp *resp = ctx->resp;
+    ctx->resp = NULL;
+    coll_resp_done(resp);
+}
 
 static void produce_on_durable(void *arg, int status)
 {
     struct produce_wait *w = arg;
     struct produce_ctx *ctx = w->ctx;
-    if (status != 0)
+    w->waiting = false;
+    if (ctx->resp && status != 0)
         sl_buf_patch_i16(&ctx->resp->buf, w->err_at, KAFKA_E_KAFKA_STORAGE_ERROR);
-    if (--ctx->pending == 0) {
-        struct coll_resp *resp = ctx->resp;
-        sl_free(ctx);
-        coll_resp_done(resp);
-    }
+    if (--ctx->pending > 0)
+        return;
+    if (ctx->resp)
+        produce_answer(ctx);
+    sl_free(ctx);
+}
+
+static void produce_on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct produce_ctx *ctx = sl_container_of(t, struct produce_ctx, timer);
+    for (size_t i = 0; i < ctx->nwaits; i++)
+        if (ctx->waits[i].waiting)
+            sl_buf_patch_i16(&ctx->resp->buf, ctx->waits[i].err_at, KAFKA_E_REQUEST_TIMED_OUT);
+    produce_answer(ctx); /* ctx stays until the pending callbacks come */
 }
 
 /* Appends one partition's records; returns the error code and fills *base. */
@@ -125,7 +153,7 @@ int coll_api_produce(struct coll_req *req)
     struct sl_reader *r = &req->r;
     struct sl_bytes txn = sl_reader_string(r);
     int16_t acks = sl_reader_i16(r);
-    sl_reader_i32(r); /* timeout_ms: appends never wait on other brokers */
+    int32_t timeout_ms = sl_reader_i32(r); /* bounds only the wait for fsync: always */
     size_t topics_at = r->pos;
     /* Pass 1: structure only. */
     int32_t nt = sl_reader_array(r, PRODUCE_MAX_TOPICS, 6);
@@ -160,6 +188,11 @@ int coll_api_produce(struct coll_req *req)
         if (!ctx)
             return -ENOMEM;
         ctx->resp = req->resp;
+        ctx->loop = req->srv->loop;
+        ctx->nwaits = total;
+        /* Kafka's DelayedProduce: a timeout of 0 or less expires at once (here on the next
+         * loop iteration, which the fsync of a group commit can hardly beat). */
+        ev_timer_init(&ctx->timer, produce_on_timeout, (double)SL_MAX(timeout_ms, 0) / 1000.0, 0.);
     }
 
     /* Pass 2: act, and encode the response alongside. */
@@ -192,8 +225,10 @@ int coll_api_produce(struct coll_req *req)
             if (e == KAFKA_E_NONE) {
                 int16_t rc = produce_one(req, topic, index, records, w, wait, &base, &log_start);
                 if (rc == -1000) {
-                    if (ctx)
+                    if (ctx) {
                         ctx->pending++;
+                        w->waiting = true;
+                    }
                 } else {
                     e = rc;
                 }
@@ -211,8 +246,10 @@ int coll_api_produce(struct coll_req *req)
         SL_ASSERT(!ctx);
         return COLL_API_NORESP;
     }
-    if (ctx && ctx->pending > 0)
+    if (ctx && ctx->pending > 0) {
+        ev_timer_start(ctx->loop, &ctx->timer);
         return COLL_API_ASYNC;
+    }
     sl_free(ctx);
     return COLL_API_DONE;
 }

@@ -351,6 +351,13 @@ int coll_server_new(struct ev_loop *loop, const struct coll_server_conf *conf,
         sl_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
+    /* Session ids are random: seeded from the clock too. */
+    if (coll_fsess_cache_init(&srv->fsess, (size_t)SL_MAX(conf->fetch_session_slots, 0),
+                              conf->fetch_session_eviction_ms,
+                              (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec) != 0) {
+        sl_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = coll_server_groups_init(srv, coll_storage_dir(st), err);
     if (rc != 0)
         goto fail;
@@ -513,6 +520,7 @@ void coll_server_free(struct coll_server *srv)
             sl_metrics_remove(srv->metrics, srv->m_latency[k]);
     }
     coll_pstate_fini(&srv->producers);
+    coll_fsess_cache_fini(&srv->fsess);
     sl_free(srv);
 }
 

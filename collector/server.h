@@ -27,6 +27,8 @@ struct coll_server_conf {
     bool auto_create_topics;            /* Metadata creates unknown topics */
     int64_t default_partitions;         /* partitions of auto-created topics (and num -1) */
     bool sendfile;                      /* serve fetches with sendfile(2) (else pread+write) */
+    int64_t fetch_session_slots;        /* fetch sessions kept (KIP-227); 0: none */
+    int64_t fetch_session_eviction_ms;  /* idle time after which a session may be evicted */
     /* Not an option of this section: the collector's top-level `groups:`, which main points
      * here; NULL: the option table's defaults. */
     const struct coll_groups_conf *groups;

@@ -85,6 +85,23 @@ static const struct sl_conf_opt server_opts[] = {
      .offset = offsetof(struct coll_server_conf, sendfile),
      .def = "true",
      .help = "send fetched batches straight from the segment files with sendfile(2)"},
+    {.name = "fetch_session_slots",
+     .type = SL_CONF_INT,
+     .offset = offsetof(struct coll_server_conf, fetch_session_slots),
+     .def = "1000",
+     .min = 0,
+     .max = 100000,
+     .help = "fetch sessions (KIP-227) kept for consumers that ask for one, as Kafka's "
+             "max.incremental.fetch.session.cache.slots (0: every fetch is a full one)"},
+    {.name = "fetch_session_eviction",
+     .type = SL_CONF_DURATION,
+     .offset = offsetof(struct coll_server_conf, fetch_session_eviction_ms),
+     .def = "2m",
+     .min = 0,
+     .max = 86400000,
+     .help = "a fetch session unused this long is evicted when a new one needs its slot (as "
+             "Kafka's min.incremental.fetch.session.eviction.ms); else only a session with "
+             "fewer partitions than the new one is"},
     {.name = NULL},
 };
 

@@ -4,6 +4,7 @@
 
 #include "common/base.h"
 #include "common/kafka_err.h"
+#include "collector/fetch_session.h"
 #include "collector/group.h"
 #include "collector/producer_state.h"
 #include "collector/server.h"
@@ -83,6 +84,7 @@ struct coll_server {
     struct coll_group_gauges *group_gauges; /* owned list */
     struct sl_metric *m_conns, *m_accepted, *m_refused, *m_bad_requests;
     struct sl_metric *m_latency[64]; /* per api key */
+    struct coll_fsess_cache fsess;   /* fetch sessions (KIP-227) */
 };
 
 /*

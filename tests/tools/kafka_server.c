@@ -3,10 +3,12 @@
  *
  *   sl-test-kafka_server --data-dir DIR [--set key=value]... [--fsync always|interval|never]
  *                        [--segment-bytes N] [--validate-records true|false]
- *                        [--metrics-out FILE]
+ *                        [--metrics-out FILE] [--sync-delay-ms N]
  *
  * --set takes options of the collector's `server:` section (listeners defaults to
- * 127.0.0.1:0 here); --metrics-out writes the Prometheus text at exit. */
+ * 127.0.0.1:0 here); --metrics-out writes the Prometheus text at exit; --sync-delay-ms makes
+ * every fdatasync of the flusher take N ms longer (a slow disk, for Produce timeout_ms). */
+#include "collector/flusher.h"
 #include "collector/server.h"
 #include "collector/storage.h"
 #include "common/buf.h"
@@ -17,11 +19,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static struct coll_log_conf g_log;
 static struct coll_server *g_srv;
 static struct ev_loop *g_loop;
 static int g_stopping;
+static long g_sync_delay_ms;
+
+/* The flusher's sync hook of --sync-delay-ms (runs on the flusher thread). */
+static int slow_sync(int fd)
+{
+    struct timespec ts = {g_sync_delay_ms / 1000, (g_sync_delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return fdatasync(fd);
+}
 
 static const struct coll_log_conf *conf_cb(void *arg, const char *topic)
 {
@@ -59,6 +73,8 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--data-dir") == 0) {
             dir = v;
+        } else if (strcmp(a, "--sync-delay-ms") == 0) {
+            g_sync_delay_ms = atol(v);
         } else if (strcmp(a, "--metrics-out") == 0) {
             metrics_out = v;
         } else if (strcmp(a, "--log-level") == 0) {
@@ -112,6 +128,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "storage: %s\n", err.msg);
         goto out;
     }
+    if (g_sync_delay_ms > 0)
+        coll_flusher_set_sync_fn(coll_storage_flusher(st), slow_sync);
     if (coll_server_new(g_loop, &conf, st, metrics, &g_srv, &err) != 0) {
         fprintf(stderr, "server: %s\n", err.msg);
         goto out;
