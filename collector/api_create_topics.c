@@ -2,6 +2,8 @@
 #include "collector/server_priv.h"
 
 #include "collector/topic_name.h"
+#include "collector/topic_store.h"
+#include "common/mem.h"
 
 #include <errno.h>
 
@@ -10,7 +12,7 @@
  *   topics ARRAY of
  *     name STRING, num_partitions int32 (-1: default, v4+), replication_factor int16 (-1 or 1),
  *     assignments ARRAY of [partition_index int32, broker_ids ARRAY of int32],
- *     configs ARRAY of [name STRING, value NULLABLE_STRING]   (ignored: settings are YAML's)
+ *     configs ARRAY of [name STRING, value NULLABLE_STRING]   (kept: topic_store.h)
  *   timeout_ms int32, validate_only BOOLEAN (v1+)
  *
  * Response:
@@ -67,9 +69,12 @@ int coll_api_create_topics(struct coll_req *req)
             sl_reader_skip(&rr, (size_t)SL_MAX(nb, 0) * 4);
         }
         int32_t nc = sl_reader_array(&rr, CT_MAX_ITEMS, 4);
+        struct coll_topic_cfg *cfgs = nc > 0 ? sl_calloc((size_t)nc, sizeof(*cfgs)) : NULL;
+        if (nc > 0 && !cfgs)
+            return -ENOMEM;
         for (int32_t c = 0; c < nc; c++) {
-            sl_reader_string(&rr);
-            sl_reader_string(&rr);
+            cfgs[c].name = sl_reader_string(&rr);
+            cfgs[c].value = sl_reader_string(&rr);
         }
         if (na > 0)
             num = na;
@@ -90,9 +95,18 @@ int coll_api_create_topics(struct coll_req *req)
         } else if (coll_server_partitions(srv, topic) > 0) {
             e = KAFKA_E_TOPIC_ALREADY_EXISTS;
             sl_err_set(&msg, -EEXIST, "topic '%s' already exists", topic);
+        } else if (nc > 0 && !srv->topic_store) {
+            e = KAFKA_E_INVALID_CONFIG;
+            sl_err_set(&msg, SL_ECONFIG, "this broker takes no topic configs");
+        } else if (nc > 0 && coll_topic_store_set(srv->topic_store, topic, cfgs, (size_t)nc,
+                                                  validate_only, &msg) != 0) {
+            e = KAFKA_E_INVALID_CONFIG; /* msg names the config, or the write that failed */
         } else if (!validate_only) {
             e = coll_server_create_topic(srv, topic, raw.len, num, &msg);
+            if (e != KAFKA_E_NONE && nc > 0)
+                coll_topic_store_remove(srv->topic_store, topic);
         }
+        sl_free(cfgs);
         sl_buf_put_string(b, raw.p ? raw : SL_BYTES_STR(""));
         sl_buf_put_i16(b, e);
         if (req->version >= 1)

@@ -3,6 +3,7 @@
 
 #include "collector/group_offsets.h"
 #include "collector/topic_name.h"
+#include "collector/topic_store.h"
 
 #include <errno.h>
 #include "common/log.h"
@@ -60,6 +61,7 @@ int coll_api_delete_topics(struct coll_req *req)
                 coll_goff_flush(srv->goff, srv->groups.conf.commit_sync, &gerr) != 0)
                 SL_ERR("group", "removing the committed offsets of %s: %s", topic, gerr.msg);
             coll_server_untrack_groups(srv, NULL, topic);
+            coll_topic_store_remove(srv->topic_store, topic); /* its CreateTopics configs */
         }
         if (np > 0 && e == KAFKA_E_NONE)
             SL_NOTICE("kafka", "deleted topic %s (%d partition%s)", topic, np, np == 1 ? "" : "s");

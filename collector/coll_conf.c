@@ -103,7 +103,8 @@ const struct sl_conf_section coll_conf_section = {
     .check = coll_check,
 };
 
-void coll_conf_log_conf(const struct coll_conf *c, const char *name, struct coll_log_conf *out)
+void coll_conf_log_conf(const struct coll_conf *c, const struct coll_topic_conf *created,
+                        const char *name, struct coll_log_conf *out)
 {
     const struct coll_topic_conf *topic = NULL;
     for (size_t i = 0; i < c->topics.len && !topic; i++) {
@@ -111,5 +112,6 @@ void coll_conf_log_conf(const struct coll_conf *c, const char *name, struct coll
         if (strcmp(t->name, name) == 0)
             topic = t;
     }
-    coll_topic_conf_resolve(&c->topic_defaults, topic, out);
+    coll_topic_conf_resolve(&c->topic_defaults, created, out);
+    coll_topic_conf_apply(topic, out);
 }

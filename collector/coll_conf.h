@@ -30,8 +30,10 @@ struct coll_conf {
 extern const struct sl_conf_section coll_conf_section;
 
 /* The settings topic `name`'s partitions run with: built-in defaults, then topic_defaults,
- * then topics.<name>. */
-void coll_conf_log_conf(const struct coll_conf *c, const char *name, struct coll_log_conf *out);
+ * then `created` (the configs CreateTopics gave it, topic_store.h; may be NULL), then
+ * topics.<name>: the operator's file has the last word. */
+void coll_conf_log_conf(const struct coll_conf *c, const struct coll_topic_conf *created,
+                        const char *name, struct coll_log_conf *out);
 
 /* The shipped conf.d/collector.yaml, compiled in; used when no file is given or installed. */
 extern const char coll_conf_embedded[];

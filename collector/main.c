@@ -3,6 +3,7 @@
 #include "collector/coll_conf.h"
 #include "collector/server.h"
 #include "collector/storage.h"
+#include "collector/topic_store.h"
 #include "common/daemon.h"
 #include "common/daemon_util.h"
 #include "common/log.h"
@@ -29,6 +30,7 @@ struct coll_main {
     const struct sl_prog_args *args; /* borrowed */
     struct coll_storage *storage;    /* owned */
     struct coll_server *server;      /* owned */
+    struct coll_topic_store *topics; /* owned: the configs CreateTopics gave */
     struct coll_log_conf topic_conf; /* scratch for coll_topic_conf_for() */
     struct sl_daemon daemon;
 };
@@ -37,7 +39,7 @@ struct coll_main {
 static const struct coll_log_conf *coll_topic_conf_for(void *arg, const char *topic)
 {
     struct coll_main *m = arg;
-    coll_conf_log_conf(m->conf, topic, &m->topic_conf);
+    coll_conf_log_conf(m->conf, coll_topic_store_get(m->topics, topic), topic, &m->topic_conf);
     return &m->topic_conf;
 }
 
@@ -76,7 +78,7 @@ static void coll_apply_topic_conf(struct coll_plog *pl, void *arg)
 {
     struct coll_main *m = arg;
     struct coll_log_conf next;
-    coll_conf_log_conf(m->conf, pl->topic, &next);
+    coll_conf_log_conf(m->conf, coll_topic_store_get(m->topics, pl->topic), pl->topic, &next);
     next.fsync = pl->conf.fsync;
     next.fsync_interval_ms = pl->conf.fsync_interval_ms;
     pl->conf = next;
@@ -136,6 +138,10 @@ int main(int argc, char **argv)
         SL_ERR(COLL_NAME, "data_dir %s", err.msg);
         goto out;
     }
+    if (coll_topic_store_open(conf.data_dir, &m.topics, &err) != 0) {
+        SL_ERR(COLL_NAME, "topic configs: %s", err.msg);
+        goto out;
+    }
     struct coll_storage_opts so = {
         .data_dir = conf.data_dir,
         .loop = loop,
@@ -159,6 +165,7 @@ int main(int argc, char **argv)
         SL_ERR(COLL_NAME, "server: %s", err.msg);
         goto out;
     }
+    coll_server_set_topic_store(m.server, m.topics);
     coll_server_start(m.server);
     /* READY=1 only once the listeners accept. */
     sl_daemon_start(&m.daemon);
@@ -171,6 +178,7 @@ out:
         coll_storage_close(m.storage);
         SL_NOTICE(COLL_NAME, "stopped");
     }
+    coll_topic_store_free(m.topics);
     sl_daemon_fini(&m.daemon);
     sl_conf_free(&coll_conf_section, &conf);
     if (loop)

@@ -177,6 +177,11 @@ int32_t coll_server_partitions(struct coll_server *srv, const char *topic)
     return cc.max;
 }
 
+void coll_server_set_topic_store(struct coll_server *srv, struct coll_topic_store *store)
+{
+    srv->topic_store = store;
+}
+
 int16_t coll_server_create_topic(struct coll_server *srv, const char *topic, size_t len, int32_t n,
                                  struct sl_err *msg)
 {
@@ -199,7 +204,9 @@ int16_t coll_server_create_topic(struct coll_server *srv, const char *topic, siz
         if (rc != 0 && rc != -EEXIST) {
             SL_ERR(SRV_WHO, "cannot create %s-%d: %s", topic, p, err.msg);
             sl_err_set(msg, rc, "%s", err.msg);
-            return rc == -EINVAL ? KAFKA_E_INVALID_TOPIC : KAFKA_E_KAFKA_STORAGE_ERROR;
+            return rc == -EINVAL      ? KAFKA_E_INVALID_TOPIC
+                   : rc == SL_ECONFIG ? KAFKA_E_INVALID_CONFIG /* settings that do not fit */
+                                      : KAFKA_E_KAFKA_STORAGE_ERROR;
         }
         coll_server_track_partition(srv, topic, p);
     }

@@ -51,6 +51,12 @@ int coll_server_new(struct ev_loop *loop, const struct coll_server_conf *conf,
                     struct coll_storage *st, struct sl_metrics *metrics, struct coll_server **out,
                     struct sl_err *err);
 
+struct coll_topic_store;
+
+/* Where CreateTopics keeps the configs topics are created with (topic_store.h; borrowed, must
+ * outlive the server). Without one, a CreateTopics with configs is refused (INVALID_CONFIG). */
+void coll_server_set_topic_store(struct coll_server *srv, struct coll_topic_store *store);
+
 /* Starts accepting connections. */
 void coll_server_start(struct coll_server *srv);
 

@@ -62,6 +62,7 @@ struct coll_server {
     const struct coll_server_conf *conf; /* borrowed */
     struct coll_storage *st;             /* borrowed */
     struct sl_metrics *metrics;          /* borrowed, may be NULL */
+    struct coll_topic_store *topic_store; /* borrowed, may be NULL: CreateTopics refuses configs */
     struct coll_listener *ls;            /* owned */
     size_t nls;
     struct coll_conn *conns; /* owned list */

@@ -143,7 +143,7 @@ const struct sl_conf_section coll_topic_section = {
     .check = topic_check,
 };
 
-static void apply(const struct coll_topic_conf *t, struct coll_log_conf *out)
+void coll_topic_conf_apply(const struct coll_topic_conf *t, struct coll_log_conf *out)
 {
     if (!t)
         return;
@@ -162,6 +162,6 @@ void coll_topic_conf_resolve(const struct coll_topic_conf *defaults,
                              const struct coll_topic_conf *topic, struct coll_log_conf *out)
 {
     *out = COLL_LOG_CONF_DEFAULT;
-    apply(defaults, out);
-    apply(topic, out);
+    coll_topic_conf_apply(defaults, out);
+    coll_topic_conf_apply(topic, out);
 }

@@ -40,4 +40,7 @@ extern const struct sl_conf_section coll_topic_section;
 void coll_topic_conf_resolve(const struct coll_topic_conf *defaults,
                              const struct coll_topic_conf *topic, struct coll_log_conf *out);
 
+/* Applies t's given fields over out (t may be NULL). */
+void coll_topic_conf_apply(const struct coll_topic_conf *t, struct coll_log_conf *out);
+
 #endif

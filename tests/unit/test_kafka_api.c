@@ -4,6 +4,7 @@
  * storage, the idempotent producer window, and the option table. */
 #include "collector/server_priv.h"
 #include "collector/storage.h"
+#include "collector/topic_store.h"
 #include "common/batch.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -28,6 +29,7 @@ struct env {
     struct coll_server_conf conf;
     size_t nlisteners;
     struct coll_log_conf log;
+    struct coll_topic_store *topics;
     char dir[64];
 };
 
@@ -65,6 +67,8 @@ static int setup(void **state)
     struct sl_err err = {{0}};
     assert_int_equal(coll_storage_open(&so, &e->st, &err), 0);
     assert_int_equal(coll_server_new(e->loop, &e->conf, e->st, NULL, &e->srv, &err), 0);
+    assert_int_equal(coll_topic_store_open(e->dir, &e->topics, &err), 0);
+    coll_server_set_topic_store(e->srv, e->topics);
     assert_int_equal(coll_server_create_topic(e->srv, "t", 1, 2, NULL), KAFKA_E_NONE);
     *state = e;
     return 0;
@@ -74,6 +78,7 @@ static int teardown(void **state)
 {
     struct env *e = *state;
     coll_server_free(e->srv);
+    coll_topic_store_free(e->topics);
     coll_storage_close(e->st);
     /* Every watcher of the server and storage is gone. */
     assert_false(ev_run(e->loop, EVRUN_NOWAIT));

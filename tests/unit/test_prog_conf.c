@@ -105,14 +105,14 @@ static void test_topic_settings_resolve_defaults_then_topic(void **state)
         sl_conf_errors_print(&errs, stderr);
     assert_int_equal(rc, 0);
     struct coll_log_conf lc;
-    coll_conf_log_conf(&c, "audit", &lc);
+    coll_conf_log_conf(&c, NULL, "audit", &lc);
     assert_true(lc.retention_ms == -1);
     assert_true(lc.retention_bytes == 50LL << 30);
     assert_int_equal(lc.fsync, COLL_FSYNC_ALWAYS);
     assert_false(lc.validate_records);
     assert_true(lc.segment_bytes == 64LL << 20); /* from topic_defaults */
     assert_true(lc.index_interval == 4096);      /* built in */
-    coll_conf_log_conf(&c, "other", &lc);
+    coll_conf_log_conf(&c, NULL, "other", &lc);
     assert_true(lc.retention_ms == 3LL * 86400 * 1000);
     assert_true(lc.retention_bytes == -1);
     assert_int_equal(lc.fsync, COLL_FSYNC_INTERVAL);
@@ -121,7 +121,7 @@ static void test_topic_settings_resolve_defaults_then_topic(void **state)
 
     /* Nothing configured: exactly the built-in defaults. */
     assert_int_equal(load_coll("{}\n", &c, &errs), 0);
-    coll_conf_log_conf(&c, "x", &lc);
+    coll_conf_log_conf(&c, NULL, "x", &lc);
     struct coll_log_conf def = COLL_LOG_CONF_DEFAULT;
     assert_true(lc.segment_bytes == def.segment_bytes);
     assert_true(lc.segment_age_ms == def.segment_age_ms);
