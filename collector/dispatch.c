@@ -36,6 +36,8 @@ const struct coll_api coll_apis[COLL_API_KEYS] = {
     [19] = {"CreateTopics", 0, 4, coll_api_create_topics},
     [20] = {"DeleteTopics", 0, 3, coll_api_delete_topics},
     [22] = {"InitProducerId", 0, 1, coll_api_init_producer_id},
+    [32] = {"DescribeConfigs", 0, 3, coll_api_describe_configs},
+    [35] = {"DescribeLogDirs", 0, 1, coll_api_describe_log_dirs},
 };
 
 #define API_KEY_VERSIONS 18

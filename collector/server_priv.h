@@ -166,6 +166,8 @@ int coll_api_leave_group(struct coll_req *req);
 int coll_api_sync_group(struct coll_req *req);
 int coll_api_describe_groups(struct coll_req *req);
 int coll_api_list_groups(struct coll_req *req);
+int coll_api_describe_configs(struct coll_req *req);
+int coll_api_describe_log_dirs(struct coll_req *req);
 
 /* api_versions.c: writes the ApiVersions response body of `version` with error. */
 void coll_api_versions_encode(struct sl_buf *b, int16_t version, int16_t error);

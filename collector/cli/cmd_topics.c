@@ -2,6 +2,7 @@
 #include "collector/cli/cli.h"
 
 #include "collector/cli/kc_admin.h"
+#include "collector/cli/kc_describe.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -18,7 +19,9 @@ static const char topics_help[] =
     "\n"
     "  list       every topic: partitions, records held, earliest and latest record offsets\n"
     "  describe   per partition: leader, start offset (oldest kept), end offset (next to be\n"
-    "             written), records held\n"
+    "             written), records held, bytes on disk (DescribeLogDirs); per topic: retention\n"
+    "             and segment settings (DescribeConfigs). A broker without those APIs is\n"
+    "             named on stderr and the rest is shown\n"
     "  create     new topics; -p defaults to the collector's partitions setting, -r to 1\n"
     "  delete     removes topics and every record in them\n"
     "\n"
@@ -101,14 +104,89 @@ static int topics_list(struct cli *c, struct sl_err *err)
     return rc;
 }
 
+/* Sizes of t's partitions from each leader's DescribeLogDirs; -1 where unknown. A broker
+ * that does not serve the API is reported once on stderr and leaves its sizes unknown. */
+static int topic_sizes(struct cli *c, const struct kc_meta_topic *t, int64_t *sizes, bool *warned,
+                       struct sl_err *err)
+{
+    size_t n = (size_t)t->nparts;
+    int32_t *parts = sl_calloc(n ? n : 1, sizeof(*parts));
+    int64_t *got = sl_calloc(n ? n : 1, sizeof(*got));
+    if (!parts || !got) {
+        sl_free(parts);
+        sl_free(got);
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        sizes[i] = -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int32_t leader = t->parts[i].leader;
+        bool asked = leader < 0;
+        for (size_t j = 0; j < i && !asked; j++)
+            asked = t->parts[j].leader == leader;
+        if (asked)
+            continue;
+        size_t np = 0;
+        for (size_t j = i; j < n; j++)
+            if (t->parts[j].leader == leader)
+                parts[np++] = t->parts[j].index;
+        for (size_t j = 0; j < np; j++)
+            got[j] = -1;
+        struct sl_err e = {{0}};
+        rc = kc_log_dirs(&c->cl, leader, t->name, parts, np, got, &e);
+        if (rc == SL_EUNSUP) {
+            if (!*warned)
+                fprintf(stderr, "sluice: %s: partition sizes not shown\n", e.msg);
+            *warned = true;
+            rc = 0;
+            continue;
+        }
+        if (rc != 0) {
+            *err = e;
+            break;
+        }
+        for (size_t j = 0, k = 0; j < n && k < np; j++)
+            if (t->parts[j].leader == leader)
+                sizes[j] = got[k++];
+    }
+    sl_free(parts);
+    sl_free(got);
+    return rc;
+}
+
+/* t's retention settings into cfg (found false for each when the broker cannot say). */
+static int topic_configs(struct cli *c, const char *topic, struct kc_topic_config *cfg,
+                         bool *warned, struct sl_err *err)
+{
+    struct sl_err e = {{0}};
+    int rc = kc_describe_configs(&c->cl, topic, cfg, &e);
+    if (rc == SL_EUNSUP) {
+        if (!*warned)
+            fprintf(stderr, "sluice: %s: topic settings not shown\n", e.msg);
+        *warned = true;
+        for (size_t i = 0; i < KC_TOPIC_NCONFIGS; i++)
+            cfg[i] = (struct kc_topic_config){.found = false};
+        return 0;
+    }
+    if (rc != 0)
+        *err = e;
+    return rc;
+}
+
 static int topics_describe(struct cli *c, char **names, int n, struct sl_err *err)
 {
-    static const char *const head[] = {"TOPIC", "PARTITION", "LEADER", "START", "END", "RECORDS"};
-    struct cli_table tab;
-    cli_table_init(&tab, head, 6);
+    static const char *const head[] = {"TOPIC", "PARTITION", "LEADER", "START",
+                                       "END",   "RECORDS",   "SIZE"};
+    static const char *const chead[] = {"TOPIC", "RETENTION.MS", "RETENTION.BYTES", "SEGMENT.BYTES",
+                                        "CLEANUP.POLICY"};
+    struct cli_table tab, ctab;
+    cli_table_init(&tab, head, 7);
+    cli_table_init(&ctab, chead, 1 + KC_TOPIC_NCONFIGS);
     struct sl_buf js;
     sl_buf_init(&js);
     sl_buf_append_str(&js, "[");
+    bool warned_sizes = false, warned_configs = false, any_configs = false;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         struct kc_meta m = {0};
@@ -117,10 +195,16 @@ static int topics_describe(struct cli *c, char **names, int n, struct sl_err *er
         size_t np = rc == 0 ? (size_t)t->nparts : 0;
         int64_t *start = sl_calloc(np ? np : 1, sizeof(int64_t));
         int64_t *end = sl_calloc(np ? np : 1, sizeof(int64_t));
-        if (rc == 0 && (!start || !end))
+        int64_t *size = sl_calloc(np ? np : 1, sizeof(int64_t));
+        struct kc_topic_config cfg[KC_TOPIC_NCONFIGS];
+        if (rc == 0 && (!start || !end || !size))
             rc = sl_err_set(err, -ENOMEM, "out of memory");
         if (rc == 0)
             rc = topic_offsets(c, t, start, end, err);
+        if (rc == 0)
+            rc = topic_sizes(c, t, size, &warned_sizes, err);
+        if (rc == 0)
+            rc = topic_configs(c, t->name, cfg, &warned_configs, err);
         if (rc == 0) {
             sl_buf_append_str(&js, i ? ",{\"topic\":" : "{\"topic\":");
             cli_json_str(&js, t->name, strlen(t->name));
@@ -128,33 +212,76 @@ static int topics_describe(struct cli *c, char **names, int n, struct sl_err *er
             for (size_t p = 0; p < np; p++) {
                 const struct kc_meta_part *mp = &t->parts[p];
                 int64_t recs = start[p] >= 0 && end[p] >= start[p] ? end[p] - start[p] : 0;
-                char pi[16], ld[16], st[24], en[24], rs[24];
+                char pi[16], ld[16], st[24], en[24], rs[24], sz[24];
                 snprintf(pi, sizeof(pi), "%d", mp->index);
                 snprintf(ld, sizeof(ld), "%d", mp->leader);
                 snprintf(st, sizeof(st), "%lld", (long long)start[p]);
                 snprintf(en, sizeof(en), "%lld", (long long)end[p]);
                 snprintf(rs, sizeof(rs), "%lld", (long long)recs);
-                cli_table_row(&tab, (const char *const[]){t->name, pi, ld, st, en, rs});
+                if (size[p] >= 0)
+                    snprintf(sz, sizeof(sz), "%lld", (long long)size[p]);
+                else
+                    snprintf(sz, sizeof(sz), "-");
+                cli_table_row(&tab, (const char *const[]){t->name, pi, ld, st, en, rs, sz});
                 sl_buf_printf(&js,
                               "%s{\"partition\":%d,\"leader\":%d,\"start\":%lld,\"end\":%lld,"
-                              "\"records\":%lld,\"error\":",
+                              "\"records\":%lld,\"size\":",
                               p ? "," : "", mp->index, mp->leader, (long long)start[p],
                               (long long)end[p], (long long)recs);
+                if (size[p] >= 0)
+                    sl_buf_printf(&js, "%lld", (long long)size[p]);
+                else
+                    sl_buf_append_str(&js, "null");
+                sl_buf_append_str(&js, ",\"error\":");
                 if (mp->error_code == KAFKA_E_NONE)
                     sl_buf_append_str(&js, "null}");
                 else
                     sl_buf_printf(&js, "\"%s\"}", kc_err_name(mp->error_code));
             }
-            sl_buf_append_str(&js, "]}");
+            /* "configs": {name: {"value": "...", "default": bool}}; null when not known. */
+            sl_buf_append_str(&js, "],\"configs\":");
+            const char *cells[1 + KC_TOPIC_NCONFIGS] = {t->name};
+            bool known = false;
+            for (size_t k = 0; k < KC_TOPIC_NCONFIGS; k++) {
+                cells[1 + k] = cfg[k].found ? cfg[k].value : "-";
+                known = known || cfg[k].found;
+            }
+            if (known) {
+                any_configs = true;
+                cli_table_row(&ctab, cells);
+                sl_buf_append_str(&js, "{");
+                bool first = true;
+                for (size_t k = 0; k < KC_TOPIC_NCONFIGS; k++) {
+                    if (!cfg[k].found)
+                        continue;
+                    sl_buf_append_str(&js, first ? "" : ",");
+                    cli_json_str(&js, kc_topic_config_names[k], strlen(kc_topic_config_names[k]));
+                    sl_buf_append_str(&js, ":{\"value\":");
+                    cli_json_str(&js, cfg[k].value, strlen(cfg[k].value));
+                    sl_buf_printf(&js, ",\"default\":%s}", cfg[k].is_default ? "true" : "false");
+                    first = false;
+                }
+                sl_buf_append_str(&js, "}}");
+            } else {
+                sl_buf_append_str(&js, "null}");
+            }
         }
         sl_free(start);
         sl_free(end);
+        sl_free(size);
         kc_meta_fini(&m);
     }
     sl_buf_append_str(&js, "]\n");
+    if (rc == 0 && ctab.err)
+        rc = sl_err_set(err, -ENOMEM, "out of memory");
     rc = cli_output(c, &tab, &js, rc, err);
+    if (rc == 0 && !c->json && any_configs) {
+        printf("\n");
+        cli_table_print(&ctab, stdout);
+    }
     sl_buf_fini(&js);
     cli_table_fini(&tab);
+    cli_table_fini(&ctab);
     return rc;
 }
 

@@ -68,6 +68,8 @@ static const char *const api_names[KC_API_KEYS] = {
     [KC_API_CREATE_TOPICS] = "CreateTopics",
     [KC_API_DELETE_TOPICS] = "DeleteTopics",
     [KC_API_INIT_PRODUCER_ID] = "InitProducerId",
+    [KC_API_DESCRIBE_CONFIGS] = "DescribeConfigs",
+    [KC_API_DESCRIBE_LOG_DIRS] = "DescribeLogDirs",
 };
 
 const char *kc_api_name(int16_t api)

@@ -44,6 +44,8 @@ enum {
     KC_API_CREATE_TOPICS = 19,
     KC_API_DELETE_TOPICS = 20,
     KC_API_INIT_PRODUCER_ID = 22,
+    KC_API_DESCRIBE_CONFIGS = 32,
+    KC_API_DESCRIBE_LOG_DIRS = 35,
     KC_API_KEYS = 64, /* keys at or above this are ignored in ApiVersions answers */
 };
 

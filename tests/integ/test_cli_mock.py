@@ -41,6 +41,13 @@ def test_brokers(bootstrap, mock, tmp):
     leaders = {p["leader"] for p in parts}
     check(len(parts) == 6 and len(leaders) >= 2,
           f"topics describe: 6 partitions led by {len(leaders)} brokers", r.stdout)
+    # The mock, like an old Kafka, serves neither DescribeLogDirs nor DescribeConfigs: said once
+    # each on stderr, the rest shown.
+    check(r.returncode == 0 and all(p["size"] is None for p in parts)
+          and json.loads(r.stdout)[0]["configs"] is None
+          and r.stderr.count("does not support DescribeLogDirs") == 1
+          and r.stderr.count("does not support DescribeConfigs") == 1,
+          "topics describe against a broker without the admin APIs says so", r.stderr)
     r = sluice(bootstrap, "produce", "-t", "m", "-K", "\t", input=keyed_lines("a", 600))
     check(r.returncode == 0, "produce 600 keyed records across 3 brokers", r.stderr)
     r = sluice(bootstrap, "consume", "-t", "m", "--format", "json")

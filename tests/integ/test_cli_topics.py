@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`sluice` against the real sluice-collector: --help and exit codes (usage 2, unreachable 3,
-unknown topic 4), topics list/describe/create/delete as tables and --json, and produce (lines,
+unknown topic 4), topics list/describe/create/delete as tables and --json (describe with
+DescribeLogDirs sizes against the .log files and DescribeConfigs retention settings), and produce (lines,
 keys with Kafka's partitioner, -K, headers, gzip or not, acks=all, a collector killed
 mid-stream) cross-checked with kcat, kafka-python's murmur2 and the segment files."""
 import json
@@ -102,7 +103,7 @@ def test_unreachable():
           "an unresolvable name exits 3", r.stderr)
 
 
-def test_topics(bootstrap):
+def test_topics(bootstrap, data_dir):
     r = sluice(bootstrap, "topics", "create", "logs", "-p", "3")
     check(r.returncode == 0 and "created topic logs" in r.stdout, "topics create -p 3", r.stderr)
     r = sluice(bootstrap, "topics", "create", "other")
@@ -128,20 +129,33 @@ def test_topics(bootstrap):
     check(r.returncode == 0 and {"topic": "logs", "partitions": 3, "records": 1000} in doc,
           "topics list --json", r.stdout)
 
+    size1 = os.path.getsize(os.path.join(data_dir, "logs-1", "0" * 20 + ".log"))
     r = sluice(bootstrap, "topics", "describe", "logs")
-    rows = [l.split() for l in r.stdout.splitlines()]
-    check(r.returncode == 0 and rows[0] == ["TOPIC", "PARTITION", "LEADER", "START", "END",
-                                            "RECORDS"]
-          and rows[1:] == [["logs", "0", "0", "0", "0", "0"], ["logs", "1", "0", "0", "1000",
-                                                                "1000"],
-                           ["logs", "2", "0", "0", "0", "0"]],
-          "topics describe: per partition leader, start, end, records", r.stdout)
+    tables = r.stdout.split("\n\n")
+    rows = [l.split() for l in tables[0].splitlines()]
+    check(r.returncode == 0 and r.stderr == "" and size1 > 1000
+          and rows[0] == ["TOPIC", "PARTITION", "LEADER", "START", "END", "RECORDS", "SIZE"]
+          and rows[1:] == [["logs", "0", "0", "0", "0", "0", "0"],
+                           ["logs", "1", "0", "0", "1000", "1000", str(size1)],
+                           ["logs", "2", "0", "0", "0", "0", "0"]],
+          "topics describe: per partition leader, start, end, records, bytes on disk",
+          (r.stdout, r.stderr, size1))
+    crow = [l.split() for l in tables[1].splitlines()] if len(tables) == 2 else []
+    # topics.logs.retention=2h in collector.yaml; the rest are the built-in defaults.
+    check(crow == [["TOPIC", "RETENTION.MS", "RETENTION.BYTES", "SEGMENT.BYTES",
+                    "CLEANUP.POLICY"], ["logs", "7200000", "-1", "1073741824", "delete"]],
+          "topics describe: the topic's retention settings", r.stdout)
     r = sluice(bootstrap, "topics", "describe", "logs", "--json")
     doc = json.loads(r.stdout)
     p1 = doc[0]["partitions"][1]
     check(doc[0]["topic"] == "logs" and len(doc[0]["partitions"]) == 3
           and p1 == {"partition": 1, "leader": 0, "start": 0, "end": 1000, "records": 1000,
-                     "error": None}, "topics describe --json", r.stdout)
+                     "size": size1, "error": None}, "topics describe --json", r.stdout)
+    check(doc[0]["configs"] == {"retention.ms": {"value": "7200000", "default": False},
+                                "retention.bytes": {"value": "-1", "default": True},
+                                "segment.bytes": {"value": "1073741824", "default": True},
+                                "cleanup.policy": {"value": "delete", "default": True}},
+          "topics describe --json: configs with their default flag", doc[0].get("configs"))
     r = sluice(bootstrap, "topics", "describe", "nope")
     check(r.returncode == 4 and "topic 'nope' does not exist" in r.stderr,
           "describe of an unknown topic exits 4", r.stderr)
@@ -274,12 +288,13 @@ def main():
     need_binaries()
     with tempfile.TemporaryDirectory(prefix="sl-cli-topics-") as tmp:
         data = os.path.join(tmp, "data")
-        srv = Server(data, "--fsync", "always", "--set", "default_partitions=2").start()
+        srv = Server(data, "--fsync", "always", "--set", "default_partitions=2",
+                     "--conf", "topics.logs.retention=2h").start()
         try:
             test_help_and_usage(srv.bootstrap)
             test_man_page(srv.bootstrap)
             test_unreachable()
-            test_topics(srv.bootstrap)
+            test_topics(srv.bootstrap, data)
             test_produce(srv.bootstrap, data)
             test_produce_collector_dies(srv, tmp)
         finally:

@@ -9,6 +9,7 @@
 
 #include "collector/cli/cli.h"
 #include "collector/cli/kc_admin.h"
+#include "collector/cli/kc_describe.h"
 #include "collector/cli/kc_fetch.h"
 #include "collector/cli/kc_group.h"
 #include "collector/cli/kc_produce.h"
@@ -401,6 +402,127 @@ static void test_create_delete(void **state)
     assert_int_equal(kc_delete_topics_parse(&r, 1, names, 2, codes, &err), 0);
     assert_int_equal(codes[0], KAFKA_E_UNKNOWN_SERVER_ERROR); /* not answered */
     assert_int_equal(codes[1], KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION);
+    sl_buf_fini(&b);
+}
+
+/* ---- DescribeConfigs, DescribeLogDirs ------------------------------------------------------ */
+
+/* Appends one config entry of a DescribeConfigs answer (v0: src is is_default). */
+static void put_config(struct sl_buf *b, int16_t v, const char *name, const char *value, int8_t src)
+{
+    put_str(b, name);
+    put_str(b, value);
+    sl_buf_put_i8(b, 0); /* read_only */
+    sl_buf_put_i8(b, src);
+    sl_buf_put_i8(b, 0); /* is_sensitive */
+    if (v >= 1) {
+        sl_buf_put_i32(b, 1);
+        put_str(b, name);
+        put_str(b, value);
+        sl_buf_put_i8(b, src);
+    }
+}
+
+static void test_describe_configs(void **state)
+{
+    (void)state;
+    for (int16_t v = 0; v <= 1; v++) {
+        struct sl_buf b;
+        struct sl_reader r;
+        struct sl_err err = {{0}};
+        sl_buf_init(&b);
+        sl_buf_put_i32(&b, 0);
+        sl_buf_put_i32(&b, 2);
+        /* Another topic's resource first: its configs must not leak into ours. */
+        sl_buf_put_i16(&b, 0);
+        put_str(&b, NULL);
+        sl_buf_put_i8(&b, 2);
+        put_str(&b, "other");
+        sl_buf_put_i32(&b, 1);
+        put_config(&b, v, "retention.ms", "1", v == 0 ? 0 : 4);
+        sl_buf_put_i16(&b, 0);
+        put_str(&b, NULL);
+        sl_buf_put_i8(&b, 2);
+        put_str(&b, "t");
+        sl_buf_put_i32(&b, 3);
+        put_config(&b, v, "retention.ms", "7200000", v == 0 ? 0 : 1);
+        put_config(&b, v, "segment.bytes", "1073741824", v == 0 ? 1 : 5);
+        put_config(&b, v, "unknown.one", "x", v == 0 ? 1 : 5);
+        reader_of(&r, &b);
+        struct kc_topic_config cfg[KC_TOPIC_NCONFIGS];
+        assert_int_equal(kc_describe_configs_parse(&r, v, "t", cfg, &err), 0);
+        assert_int_equal(r.pos, b.len);
+        assert_true(cfg[0].found && !cfg[0].is_default);
+        assert_string_equal(cfg[0].value, "7200000");
+        assert_false(cfg[1].found); /* retention.bytes not answered */
+        assert_true(cfg[2].found && cfg[2].is_default);
+        assert_string_equal(cfg[2].value, "1073741824");
+        assert_false(cfg[3].found);
+        sl_buf_fini(&b);
+    }
+    /* A resource error names the topic and the broker's message. */
+    struct sl_buf b;
+    struct sl_reader r;
+    struct sl_err err = {{0}};
+    sl_buf_init(&b);
+    sl_buf_put_i32(&b, 0);
+    sl_buf_put_i32(&b, 1);
+    sl_buf_put_i16(&b, KAFKA_E_UNKNOWN_TOPIC_OR_PARTITION);
+    put_str(&b, "gone");
+    sl_buf_put_i8(&b, 2);
+    put_str(&b, "t");
+    sl_buf_put_i32(&b, 0);
+    reader_of(&r, &b);
+    struct kc_topic_config cfg[KC_TOPIC_NCONFIGS];
+    assert_int_equal(kc_describe_configs_parse(&r, 1, "t", cfg, &err), KC_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "'t'"));
+    assert_non_null(strstr(err.msg, "gone"));
+    /* Truncated: the reader's error. */
+    reader_of(&r, &b);
+    r.len -= 3;
+    assert_int_not_equal(kc_describe_configs_parse(&r, 1, "t", cfg, &err), 0);
+    assert_int_not_equal(kc_describe_configs_parse(&r, 1, "t", cfg, &err), KC_ENOTFOUND);
+    sl_buf_fini(&b);
+}
+
+static void test_log_dirs(void **state)
+{
+    (void)state;
+    struct sl_buf b;
+    struct sl_reader r;
+    struct sl_err err = {{0}};
+    sl_buf_init(&b);
+    sl_buf_put_i32(&b, 0);
+    sl_buf_put_i32(&b, 2); /* two dirs: partition 1 in both (a replica moving), summed */
+    for (int d = 0; d < 2; d++) {
+        sl_buf_put_i16(&b, 0);
+        put_str(&b, d ? "/b" : "/a");
+        sl_buf_put_i32(&b, 2);
+        put_str(&b, "t");
+        sl_buf_put_i32(&b, 1);
+        sl_buf_put_i32(&b, d ? 1 : 0);
+        sl_buf_put_i64(&b, d ? 500 : 100);
+        sl_buf_put_i64(&b, 0);
+        sl_buf_put_i8(&b, 0);
+        put_str(&b, "other");
+        sl_buf_put_i32(&b, 1);
+        sl_buf_put_i32(&b, 1);
+        sl_buf_put_i64(&b, 99999);
+        sl_buf_put_i64(&b, 0);
+        sl_buf_put_i8(&b, 0);
+    }
+    reader_of(&r, &b);
+    const int32_t parts[] = {0, 1, 2};
+    int64_t sizes[] = {-1, -1, -1};
+    assert_int_equal(kc_log_dirs_parse(&r, "t", parts, 3, sizes, &err), 0);
+    assert_int_equal(r.pos, b.len);
+    assert_int_equal(sizes[0], 100);
+    assert_int_equal(sizes[1], 500);
+    assert_int_equal(sizes[2], -1); /* not reported: unknown */
+    reader_of(&r, &b);
+    r.len = 20;
+    assert_int_not_equal(kc_log_dirs_parse(&r, "t", parts, 3, sizes, &err), 0);
+    assert_non_null(strstr(err.msg, "DescribeLogDirs"));
     sl_buf_fini(&b);
 }
 
@@ -1005,6 +1127,8 @@ int main(void)
         cmocka_unit_test(test_list_offsets),
         cmocka_unit_test(test_produce),
         cmocka_unit_test(test_create_delete),
+        cmocka_unit_test(test_describe_configs),
+        cmocka_unit_test(test_log_dirs),
         cmocka_unit_test(test_fetch_request),
         cmocka_unit_test(test_fetch_records),
         cmocka_unit_test(test_fetch_errors),
