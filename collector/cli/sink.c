@@ -129,8 +129,10 @@ static const struct sl_conf_opt sink_opts[] = {
      .offset = offsetof(struct sink_conf, dead_letter),
      .min = 1,
      .max = 4096,
-     .help = "JSON-lines file for records the destination cannot take; default "
-             "$STATE_DIRECTORY/dead-letter.jsonl under systemd, else none (logged and dropped)"},
+     .help = "JSON-lines file for records the destination cannot take, one line per record "
+             "even across crashes (an entry whose topic, partition and offset the file already "
+             "has is not appended again); default $STATE_DIRECTORY/dead-letter.jsonl under "
+             "systemd, else none (logged and dropped)"},
     {.name = "metrics_listen",
      .type = SL_CONF_STRING,
      .offset = offsetof(struct sink_conf, metrics_listen),

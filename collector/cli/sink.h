@@ -142,8 +142,10 @@ int cmd_sink(struct cli *c, int argc, char **argv);
  *   {"time":"<when>","topic":"t","partition":0,"offset":42,"timestamp":<ms>,
  *    "error":"<why>","key":<string|null>,"value":<string|null>}
  * Appended with O_APPEND (several sink processes may share it) and fsynced before the offsets
- * past the records are committed, so a dead letter is never lost; a crash before that commit
- * can write one twice (at least once).
+ * past the records are committed, so a dead letter is never lost. A crash before that commit
+ * replays the record, but before appending the file's new lines are read and an entry whose
+ * (topic, partition, offset) is already there is not appended again: one line per record (see
+ * sink_dead.c for the limits).
  */
 struct sink_dead;
 

@@ -1,5 +1,19 @@
 /* The sinks' dead-letter file: records a destination cannot take, as JSON lines, appended and
- * fsynced before the offsets past them are committed (the format is in sink.h). */
+ * fsynced before the offsets past them are committed (the format is in sink.h).
+ *
+ * Exactly one line per record, across crashes: a sink that dies after appending a dead letter
+ * but before committing the offsets past it reads the record again, after a restart or in
+ * another process of the group. So before each append the lines that appeared in the file since
+ * it was last looked at (its own and other processes') are read, and their (topic, partition,
+ * offset) kept in a set; an entry already in the file is not appended again.
+ *
+ *   file:  {"time":..,"topic":T,"partition":P,"offset":O,...}\n   <- scanned up to `scanned`
+ *          ...                                                     (complete lines only)
+ *   set:   "P O T" for every line scanned or written by this process
+ *
+ * The set grows with the file (dead letters are rare); a reopen after logrotate keeps it, so
+ * entries of the rotated-away file are still recognised by this process, but a process started
+ * after the rotation does not see them (a record replayed across a rotation can be repeated). */
 #include "collector/cli/sink.h"
 
 #include "common/log.h"
@@ -7,7 +21,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct sink_dead {
@@ -15,7 +31,144 @@ struct sink_dead {
     int fd;
     bool dirty;        /* appended since the last fsync */
     struct sl_buf out; /* owned: the line being built */
+    off_t scanned;     /* bytes of the file whose lines are in the set */
+    char **set;        /* owned: open addressing, cap a power of two; NULL: free slot */
+    size_t nset, cap;
+    struct sl_buf key; /* owned: scratch */
 };
+
+static uint64_t key_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (uint8_t)*k) * 1099511628211ull;
+    return h;
+}
+
+/* The slot of k: where it is, or the free one where it would go. */
+static size_t set_slot(const struct sink_dead *d, const char *k)
+{
+    size_t i = key_hash(k) & (d->cap - 1);
+    while (d->set[i] && strcmp(d->set[i], k) != 0)
+        i = (i + 1) & (d->cap - 1);
+    return i;
+}
+
+static bool set_has(const struct sink_dead *d, const char *k)
+{
+    return d->cap && d->set[set_slot(d, k)];
+}
+
+/* Adds k (copied). Returns 0 or -ENOMEM. */
+static int set_add(struct sink_dead *d, const char *k)
+{
+    if ((d->nset + 1) * 2 > d->cap) {
+        size_t ncap = d->cap ? d->cap * 2 : 64;
+        char **old = d->set;
+        size_t ocap = d->cap;
+        if (!(d->set = sl_calloc(ncap, sizeof(*d->set)))) {
+            d->set = old;
+            return -ENOMEM;
+        }
+        d->cap = ncap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i])
+                d->set[set_slot(d, old[i])] = old[i];
+        sl_free(old);
+    }
+    size_t i = set_slot(d, k);
+    if (d->set[i])
+        return 0;
+    if (!(d->set[i] = sl_strdup(k)))
+        return -ENOMEM;
+    d->nset++;
+    return 0;
+}
+
+/* "P O T" of an entry into d->key (NUL-terminated). Returns 0 or -ENOMEM. */
+static int make_key(struct sink_dead *d, const char *topic, size_t tlen, long long partition,
+                    long long offset)
+{
+    sl_buf_reset(&d->key);
+    sl_buf_printf(&d->key, "%lld %lld ", partition, offset);
+    sl_buf_append(&d->key, topic, tlen);
+    sl_buf_append(&d->key, "", 1);
+    return sl_buf_error(&d->key) ? -ENOMEM : 0;
+}
+
+/* A JSON number member of a line as an integer; false when absent or not an integer. */
+static bool get_int(const uint8_t *line, size_t n, const char *name, long long *out)
+{
+    struct sl_json_val v;
+    sl_json_get(line, n, name, &v);
+    char num[32];
+    if (v.type != SL_JSON_NUMBER || v.len == 0 || v.len >= sizeof(num))
+        return false;
+    memcpy(num, v.p, v.len);
+    num[v.len] = 0;
+    char *end;
+    *out = strtoll(num, &end, 10);
+    return *end == 0;
+}
+
+/* Adds the (topic, partition, offset) of the file's lines after d->scanned to the set. A line
+ * that is not a dead letter (edited by hand, cut short by a crash) is skipped. */
+static int scan(struct sink_dead *d, struct sl_err *err)
+{
+    struct stat st;
+    if (fstat(d->fd, &st) != 0)
+        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
+    if (st.st_size < d->scanned)
+        d->scanned = 0; /* truncated by hand */
+    if (st.st_size == d->scanned)
+        return 0;
+    int rfd = open(d->path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
+    struct sl_buf line, topic;
+    sl_buf_init(&line);
+    sl_buf_init(&topic);
+    uint8_t chunk[65536];
+    off_t pos = d->scanned;
+    int rc = 0;
+    while (rc == 0 && pos < st.st_size) {
+        ssize_t r = pread(rfd, chunk, (size_t)SL_MIN((off_t)sizeof(chunk), st.st_size - pos), pos);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = sl_err_set(err, r < 0 ? -errno : -EIO, "dead-letter file %s: read: %s", d->path,
+                            r < 0 ? sl_strerror(-errno) : "cut short");
+            break;
+        }
+        pos += r;
+        for (ssize_t i = 0; i < r && rc == 0; i++) {
+            if (chunk[i] != '\n') {
+                sl_buf_append(&line, &chunk[i], 1);
+                continue;
+            }
+            d->scanned += (off_t)line.len + 1;
+            long long part, off;
+            enum sl_json_type jt = SL_JSON_NONE;
+            struct sl_json_val t = {SL_JSON_NONE, NULL, 0};
+            if (line.len && sl_json_check(line.data, line.len, &jt, NULL) == 0 &&
+                jt == SL_JSON_OBJECT)
+                sl_json_get(line.data, line.len, "topic", &t);
+            sl_buf_reset(&topic);
+            if (t.type == SL_JSON_STRING && get_int(line.data, line.len, "partition", &part) &&
+                get_int(line.data, line.len, "offset", &off) && sl_json_unescape(&t, &topic) == 0 &&
+                (make_key(d, (const char *)topic.data, topic.len, part, off) != 0 ||
+                 set_add(d, (const char *)d->key.data) != 0))
+                rc = sl_err_set(err, -ENOMEM, "out of memory");
+            sl_buf_reset(&line);
+        }
+        if (sl_buf_error(&line))
+            rc = sl_err_set(err, -ENOMEM, "out of memory");
+    }
+    sl_buf_fini(&line);
+    sl_buf_fini(&topic);
+    close(rfd);
+    return rc;
+}
 
 static int open_fd(const char *path, struct sl_err *err)
 {
@@ -33,6 +186,7 @@ int sink_dead_open(const char *path, struct sink_dead **out, struct sl_err *err)
         return sl_err_set(err, -ENOMEM, "out of memory");
     }
     sl_buf_init(&d->out);
+    sl_buf_init(&d->key);
     d->fd = open_fd(path, err);
     if (d->fd < 0) {
         int rc = d->fd;
@@ -48,6 +202,16 @@ int sink_dead_write(struct sink_dead *d, const char *topic, int32_t partition,
                     const struct sl_batch_record *rec, const char *why, struct sl_err *err)
 {
     struct sl_buf *b = &d->out;
+    int rc = scan(d, err);
+    if (rc != 0)
+        return rc;
+    if (make_key(d, topic, strlen(topic), partition, (long long)rec->offset) != 0)
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    if (set_has(d, (const char *)d->key.data)) {
+        SL_DEBUG("sink", "%s-%d offset %lld is already in the dead-letter file %s: not repeated",
+                 topic, partition, (long long)rec->offset, d->path);
+        return 0;
+    }
     char now[40];
     sl_buf_reset(b);
     cli_format_time(kc_wall_ms(), now, sizeof(now));
@@ -74,6 +238,8 @@ int sink_dead_write(struct sink_dead *d, const char *topic, int32_t partition,
         off += (size_t)w;
     }
     d->dirty = true;
+    if (set_add(d, (const char *)d->key.data) != 0)
+        return sl_err_set(err, -ENOMEM, "out of memory");
     return 0;
 }
 
@@ -98,6 +264,7 @@ int sink_dead_reopen(struct sink_dead *d, struct sl_err *err)
         return fd;
     close(d->fd);
     d->fd = fd;
+    d->scanned = 0; /* a new file (the set keeps what the old one had) */
     return 0;
 }
 
@@ -111,6 +278,10 @@ void sink_dead_free(struct sink_dead *d)
         close(d->fd);
     }
     sl_buf_fini(&d->out);
+    sl_buf_fini(&d->key);
+    for (size_t i = 0; i < d->cap; i++)
+        sl_free(d->set[i]);
+    sl_free(d->set);
     sl_free(d->path);
     sl_free(d);
 }

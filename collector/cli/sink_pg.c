@@ -31,6 +31,16 @@
  * commit that follows only feeds lag tools. A record whose value cannot fill a typed column
  * (not JSON, a bad timestamp, a NUL in text) goes to the dead-letter file, which is fsynced
  * before COMMIT.
+ *
+ * A row PostgreSQL itself rejects (SQLSTATE class 22 data exception, 23 integrity constraint
+ * violation: out of range for the column, a CHECK, NOT NULL, a unique key) fails the whole COPY.
+ * Its error context names the line ("COPY t, line N, ..."): the transaction is rolled back, row
+ * N goes to the dead-letter file with PostgreSQL's message, is cut out of the batch, and the
+ * batch is sent again, until it loads or is empty; the positions still move past the bad rows in
+ * the same transaction, so exactly once holds for the good rows. Each batch row keeps its record
+ * (key, value, offset, timestamp) beside the COPY text for that. An error without a line (a
+ * deferred constraint, checked at COMMIT) or of another class (connection 08, resources 53,
+ * operator 57, ...) is a destination error: the driver backs off and retries the batch.
  */
 
 enum col_type { T_TEXT, T_JSONB, T_TIMESTAMPTZ, T_BIGINT, T_INTEGER, T_DOUBLE, T_BOOLEAN };
@@ -134,7 +144,9 @@ static const struct sl_conf_opt pg_opts[] = {
      .flags = SL_CONF_REQUIRED,
      .min = 1,
      .max = 127,
-     .help = "the table rows go to (schema.table allowed)"},
+     .help = "the table rows go to (schema.table allowed); a row it rejects (SQLSTATE class 22 "
+             "or 23: out of range, a CHECK, NOT NULL, unique) goes to the dead-letter file and "
+             "the rest of its batch loads"},
     {.name = "offsets_table",
      .type = SL_CONF_STRING,
      .offset = offsetof(struct pg_conf, offsets_table),
@@ -228,9 +240,20 @@ struct pg {
     char *copy_sql;          /* owned */
     struct sl_buf batch;     /* owned: COPY text rows */
     int64_t rows;
-    int64_t batch_ms;  /* kc_now_ms() of the batch's first record; 0: empty */
-    struct sl_buf row; /* owned: the row being built */
-    struct sl_buf tmp; /* owned */
+    int64_t batch_ms;   /* kc_now_ms() of the batch's first record; 0: empty */
+    struct sl_buf row;  /* owned: the row being built */
+    struct sl_buf meta; /* owned: struct row_meta per batch row, in batch order */
+    struct sl_buf kv;   /* owned: the rows' keys and values, for dead letters */
+    struct sl_buf tmp;  /* owned */
+};
+
+/* Where a batch row came from: enough to dead-letter it when PostgreSQL rejects it. */
+struct row_meta {
+    const struct sink_part *p; /* borrowed: only compared against flush's parts (never read) */
+    size_t row_off;            /* its COPY line in batch */
+    size_t kv_off;             /* key then value in kv */
+    int64_t klen, vlen;        /* -1: null */
+    int64_t offset, timestamp;
 };
 
 /* "a.b" -> "\"a\".\"b\"" (names were checked for quotes). */
@@ -533,7 +556,20 @@ static int pg_write(void *state, struct sink_part *p, const struct sl_batch_reco
         if ((rc = sink_dead_letter(g->s, p->topic, p->partition, rec, why, err)) != 0)
             return rc;
     } else {
-        if (sl_buf_append(&g->batch, g->row.data, g->row.len) != 0)
+        struct row_meta m = {p,
+                             g->batch.len,
+                             g->kv.len,
+                             rec->key.p ? (int64_t)rec->key.len : -1,
+                             rec->value.p ? (int64_t)rec->value.len : -1,
+                             rec->offset,
+                             rec->timestamp};
+        if (rec->key.p)
+            sl_buf_append(&g->kv, rec->key.p, rec->key.len);
+        if (rec->value.p)
+            sl_buf_append(&g->kv, rec->value.p, rec->value.len);
+        sl_buf_append(&g->meta, &m, sizeof(m));
+        if (sl_buf_append(&g->batch, g->row.data, g->row.len) != 0 || sl_buf_error(&g->kv) ||
+            sl_buf_error(&g->meta))
             return sl_err_set(err, -ENOMEM, "out of memory");
         g->rows++;
         sl_metric_add(g->s->m.bytes, g->row.len);
@@ -548,10 +584,75 @@ static int pg_write(void *state, struct sink_part *p, const struct sl_batch_reco
 static void batch_reset(struct pg *g)
 {
     sl_buf_reset(&g->batch);
-    if (g->batch.cap > (size_t)g->conf->batch_bytes * 2)
+    sl_buf_reset(&g->kv);
+    sl_buf_reset(&g->meta);
+    if (g->batch.cap > (size_t)g->conf->batch_bytes * 2) {
         sl_buf_fini(&g->batch); /* one huge row made it grow: give the memory back */
+        sl_buf_fini(&g->kv);
+    }
     g->rows = 0;
     g->batch_ms = 0;
+}
+
+/* The batch row a rejected COPY names: the N of "COPY t, line N" in the error context, as an
+ * index into the batch; -1 when there is none (or it is out of the batch). */
+static int64_t rejected_row(const struct pg *g, const PGresult *res)
+{
+    const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
+    const char *l = ctx ? strstr(ctx, ", line ") : NULL;
+    if (!l)
+        return -1;
+    char *end;
+    long long n = strtoll(l + 7, &end, 10);
+    if (end == l + 7 || n < 1 || n > g->rows)
+        return -1;
+    return n - 1;
+}
+
+/* True for an error that is the data's fault (SQLSTATE class 22 or 23), not the destination's. */
+static bool is_data_error(const PGresult *res)
+{
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return st && (!strncmp(st, "22", 2) || !strncmp(st, "23", 2));
+}
+
+/* Sends batch row i to the dead-letter file with PostgreSQL's reason and cuts it out of the
+ * batch (its partition's position still moves past it). Returns 0 or the file's error. */
+static int reject_row(struct pg *g, struct sink_part *parts, size_t n, int64_t i, const char *why,
+                      struct sl_err *err)
+{
+    struct row_meta *meta = (struct row_meta *)g->meta.data;
+    struct row_meta m = meta[i];
+    struct sink_part *p = NULL;
+    for (size_t k = 0; k < n && !p; k++)
+        if (&parts[k] == m.p)
+            p = &parts[k];
+    if (!p) /* cannot happen: a revoked partition aborts the batch */
+        return sl_err_set(err, -EINVAL, "postgres: rejected row %lld has no partition",
+                          (long long)i);
+    /* kv.data is NULL while only empty keys and values were kept */
+    const uint8_t *kv = g->kv.data ? g->kv.data + m.kv_off : (const uint8_t *)"";
+    struct sl_batch_record rec = {0};
+    rec.offset = m.offset;
+    rec.timestamp = m.timestamp;
+    if (m.klen >= 0)
+        rec.key = (struct sl_bytes){kv, (size_t)m.klen};
+    if (m.vlen >= 0)
+        rec.value = (struct sl_bytes){kv + (m.klen > 0 ? m.klen : 0), (size_t)m.vlen};
+    int rc = sink_dead_letter(g->s, p->topic, p->partition, &rec, why, err);
+    if (rc != 0)
+        return rc;
+    /* Cut the COPY line out; kv keeps the bytes (offsets into it stay valid). */
+    size_t from = m.row_off;
+    size_t to = i + 1 < g->rows ? meta[i + 1].row_off : g->batch.len;
+    memmove(g->batch.data + from, g->batch.data + to, g->batch.len - to);
+    sl_buf_truncate(&g->batch, g->batch.len - (to - from));
+    memmove(&meta[i], &meta[i + 1], (size_t)(g->rows - i - 1) * sizeof(*meta));
+    g->rows--;
+    for (int64_t k = i; k < g->rows; k++)
+        meta[k].row_off -= to - from;
+    sl_buf_truncate(&g->meta, (size_t)g->rows * sizeof(*meta));
+    return 0;
 }
 
 /* The batch's transaction. Returns 0 (positions moved), -ESTALE when another process moved a
@@ -561,6 +662,7 @@ static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct 
     int rc = ensure_conn(g, err);
     if (rc != 0)
         return rc;
+again:
     if ((rc = exec(g, "BEGIN", 0, NULL, NULL, NULL, 0, err)) != 0)
         return rc;
     if (g->rows > 0) {
@@ -578,9 +680,19 @@ static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct 
         ok = ok && PQputCopyEnd(g->conn, NULL) == 1;
         res = PQgetResult(g->conn);
         ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
-        if (!ok)
+        int64_t bad = -1;
+        char why[600];
+        if (!ok) {
             rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
                             PQresultErrorMessage(res));
+            if (is_data_error(res) && (bad = rejected_row(g, res)) >= 0) {
+                const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+                const char *det = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+                snprintf(why, sizeof(why), "postgres rejected the row (SQLSTATE %s): %s%s%s",
+                         PQresultErrorField(res, PG_DIAG_SQLSTATE), msg ? msg : "?",
+                         det ? ": " : "", det ? det : "");
+            }
+        }
         PQclear(res);
         while ((res = PQgetResult(g->conn)) != NULL)
             PQclear(res);
@@ -588,6 +700,14 @@ static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct 
             size_t l = strlen(err ? err->msg : "");
             if (err && l && err->msg[l - 1] == '\n')
                 err->msg[l - 1] = 0;
+            if (bad >= 0 && PQstatus(g->conn) == CONNECTION_OK) {
+                PQclear(PQexec(g->conn, "ROLLBACK"));
+                SL_WARN(g->s->name, "%s: dead-lettering that row and loading the rest",
+                        err ? err->msg : why);
+                if ((rc = reject_row(g, parts, n, bad, why, err)) != 0)
+                    return rc;
+                goto again; /* each round removes one row: bounded by the batch */
+            }
             goto rollback;
         }
     }
@@ -732,6 +852,8 @@ static int pg_open(struct sink *s, void *conf, void **state, struct sl_err *err)
     sl_buf_init(&g->batch);
     sl_buf_init(&g->row);
     sl_buf_init(&g->tmp);
+    sl_buf_init(&g->meta);
+    sl_buf_init(&g->kv);
     g->ncols = g->conf->columns.len ? g->conf->columns.len : SL_ARRAY_LEN(default_cols);
     if (!(g->cols = sl_calloc(g->ncols, sizeof(*g->cols)))) {
         *state = g;
@@ -781,6 +903,8 @@ static void pg_close(void *state)
     sl_buf_fini(&g->batch);
     sl_buf_fini(&g->row);
     sl_buf_fini(&g->tmp);
+    sl_buf_fini(&g->meta);
+    sl_buf_fini(&g->kv);
     sl_free(g->qtable);
     sl_free(g->qoffsets);
     sl_free(g->copy_sql);

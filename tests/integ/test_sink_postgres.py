@@ -4,7 +4,10 @@ in a temporary folder as the unprivileged user `nobody`, on a loopback port): 50
 across 6 partitions while the sink is SIGKILLed (and restarted) 5 times. Then count(*) and the
 distinct (partition, offset) pairs prove every record is in the table exactly once, the offsets
 table holds every partition's end, and typed columns hold the values. Records whose value does
-not fit a typed column (not JSON, a bad timestamp) go to the dead-letter file."""
+not fit a typed column (not JSON, a bad timestamp) go to the dead-letter file (once each, even across SIGKILLs), and so do rows
+PostgreSQL itself rejects (the table is made beforehand with `id integer` and a CHECK on
+`message`: an id over 2^31 is SQLSTATE 22003, the CHECK 23514) while the rest of their batch
+loads: every good row once, every bad one in the dead-letter file."""
 import glob
 import json
 import os
@@ -27,6 +30,16 @@ N = 500_000
 PARTS = 6
 TOPIC = "applogs"
 BAD_EVERY = 10_000  # every BAD_EVERY-th record is not JSON, every other one has a bad time
+REJECT_EVERY = 50_000  # ... and two of every REJECT_EVERY pass our checks but PostgreSQL rejects
+                       # them (each costs a batch's second COPY: fewer keep the test fast)
+
+
+def is_rejected(i):
+    return i % REJECT_EVERY in (3, 4)
+
+
+def is_bad(i):
+    return i % BAD_EVERY in (5, 7) or is_rejected(i)
 
 
 def pg_bin(name):
@@ -95,6 +108,10 @@ def value(i, ts):
         return b"not json at all %d" % i
     if i % BAD_EVERY == 7:
         return b'{"id":%d,"time":"yesterday-ish","host":"h","message":"m"}' % i
+    if i % REJECT_EVERY == 3:  # violates the table's CHECK
+        return record_value(i, ts).replace(b'"message": "GET', b'"message": "REJECT')
+    if i % REJECT_EVERY == 4:  # out of range for the table's integer id
+        return record_value(i, ts).replace(b'{"id": %d,' % i, b'{"id": %d,' % (3_000_000_000 + i))
     return record_value(i, ts)
 
 
@@ -107,6 +124,10 @@ def main():
     base_ms = 1795860000000
     try:
         create_topic(srv.bootstrap, TOPIC, PARTS)
+        # The sink's CREATE TABLE IF NOT EXISTS keeps this one: narrower id, and a CHECK.
+        pg.query("CREATE TABLE logs (time timestamptz, host text, source text, message text "
+                 "CHECK (message NOT LIKE 'REJECT%'), id integer, value jsonb, topic text, "
+                 "partition integer, \"offset\" bigint, ts timestamptz)")
         t0 = time.monotonic()
         prod = Producer(srv.bootstrap, TOPIC, N, PARTS, base_ms, hours=2,
                         rate=40000 if ASAN else 60000, value=value).start()
@@ -138,6 +159,12 @@ columns:
   offset: {{from: offset, type: bigint}}
   ts: {{from: timestamp, type: timestamptz}}
 """)
+        # As if a sink had appended record 5's dead letter (partition 5, offset 0) and been
+        # killed before committing: the sink must not append it again.
+        with open(dead, "w") as f:
+            f.write(json.dumps({"time": "2026-11-22T00:00:00Z", "topic": TOPIC, "partition": 5,
+                                "offset": 0, "timestamp": 0, "error": "seeded", "key": None,
+                                "value": "not json at all 5"}) + "\n")
         sink = Sink(conf, "pgsink").start()
         check(sink.metrics_port() is not None, "the sink started, /metrics bound")
         rnd = random.Random(8)
@@ -162,7 +189,7 @@ columns:
               "/metrics has the sink's counters")
         rc = sink.stop()
         check(rc == 0, f"SIGTERM: the sink drained and exited 0 ({rc})")
-        bad = sum(1 for i in range(N) if i % BAD_EVERY in (5, 7))
+        bad = sum(1 for i in range(N) if is_bad(i))
         (count, distinct, ids), = pg.query(
             "SELECT count(*), count(DISTINCT (partition, \"offset\")), count(DISTINCT id) "
             "FROM logs")
@@ -179,6 +206,26 @@ columns:
         check(len(dead_ids) == bad and all(d["error"] for d in dl),
               f"{len(dead_ids)} distinct dead letters of {bad} bad records "
               f"({len(dl)} lines: a replay may repeat one)")
+
+        def dead_id(d):  # the producer's i, from the value
+            v = d["value"]
+            i = int(v[16:]) if v.startswith("not json at all ") else json.loads(v)["id"]
+            i = i - 3_000_000_000 if i >= 3_000_000_000 else i
+            return i if i % PARTS == d["partition"] else -1
+        got = {dead_id(d) for d in dl}
+        check(len(dl) == len(dead_ids) == len(got),
+              f"no dead letter repeated across 5 SIGKILLs: {len(dl)} lines, {len(dead_ids)} "
+              f"distinct offsets, {len(got)} distinct records")
+        want = {i for i in range(N) if is_bad(i)}
+        check(got == want, f"the dead letters are exactly the bad records "
+              f"({len(got - want)} extra, {len(want - got)} missing)")
+        by_pg = {dead_id(d): d["error"] for d in dl if "SQLSTATE" in d["error"]}
+        want_pg = {i for i in range(N) if is_rejected(i)}
+        check(set(by_pg) == want_pg and
+              all(("23514" in e and "check constraint" in e) or ("22003" in e and "range" in e)
+                  for e in by_pg.values()),
+              f"{len(by_pg)} rows PostgreSQL rejected are dead letters with its message "
+              f"(expected {len(want_pg)}; e.g. {next(iter(by_pg.values()), None)})")
         print(f"     {time.monotonic() - t0:.1f}s", flush=True)
     finally:
         if sink and sink.alive():
