@@ -4,6 +4,7 @@
 #include "collector/storage.h"
 #include "collector/topic_conf.h"
 #include "collector/topic_name.h"
+#include "collector/topic_store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -237,9 +238,9 @@ int coll_api_describe_configs(struct coll_req *req)
         int32_t n = 0;
         if (pl) {
             struct dc_entry ent[16];
-            /* Once the CreateTopics config store is in (topic_store.h), pass
-             * coll_topic_store_get(req->srv->topic_store, name) here. */
-            size_t ne = dc_entries(&pl->conf, NULL, ent);
+            /* What CreateTopics set is the topic's own config (TOPIC_CONFIG). */
+            size_t ne =
+                dc_entries(&pl->conf, coll_topic_store_get(req->srv->topic_store, name), ent);
             for (size_t j = 0; j < ne; j++) {
                 if (!dc_wanted(&rr, keys_at, nk, ent[j].name))
                     continue;

@@ -69,6 +69,16 @@ def main():
         text = open(kept).read() if os.path.exists(kept) else ""
         check("segment_bytes: 65536\n" in text and "retention: 3600000ms\n" in text,
               f"configs kept in .topic-configs/cfg.yaml: {text!r}")
+        import confluent_kafka.admin as ka
+        client = admin(srv)
+        res = ka.ConfigResource("topic", "cfg")
+        entries = client.describe_configs([res], request_timeout=15)[res].result(timeout=30)
+        seg, ret = entries.get("segment.bytes"), entries.get("retention.bytes")
+        check(seg is not None and seg.value == "65536" and
+              seg.source == ka.ConfigSource.DYNAMIC_TOPIC_CONFIG.value and
+              ret is not None and ret.source != ka.ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+              f"DescribeConfigs: segment.bytes {seg and (seg.value, seg.source)} is the topic's "
+              f"own, retention.bytes {ret and (ret.value, ret.source)} is not")
         produce(srv, "cfg", 300)
         before = segments(data, "cfg")
         check(before >= 4, f"300 KB rolled into {before} segments of 64 KiB")
