@@ -1,6 +1,7 @@
 /* The files sink: each topic-partition's records as gzip JSON lines in a Hive-partitioned tree,
  * written so that every record lands in exactly one final file across crashes and rebalances. */
 #include "collector/cli/sink.h"
+#include "collector/cli/sink_zip.h"
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -15,7 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 /*
  * The tree (layout `topic={topic}/dt={date}/hour={hour}`, the default):
@@ -34,8 +34,12 @@
  * The epoch ends at E when a file reaches roll_size, the epoch reaches roll_age, the
  * partition has max_open_files open, or a drain (rebalance, SIGTERM):
  *
- *   write stage files ─> deflate end, fsync each ─> rename each into its folder (replacing a
- *   file of the same name) ─> fsync each folder ─> commit E to the group ─> next epoch at E
+ *   write stage files ─> last chunks compressed, fsync each ─> rename each into its folder
+ *   (replacing a file of the same name) ─> fsync each folder ─> commit E to the group ─> next
+ *   epoch at E
+ *
+ * Lines are compressed in chunks of IN_CHUNK bytes, each a gzip member, by sink_zip's worker
+ * thread (sink_zip.h).
  *
  * Why each record ends in exactly one final file, although E depends on timing:
  *
@@ -210,20 +214,21 @@ const struct sl_conf_section sink_files_section = {
 
 /* ---- State -------------------------------------------------------------------------------- */
 
-#define IN_CHUNK  (64u << 10)
-#define OUT_CHUNK (256u << 10)
+/* A gzip member's worth of lines: big enough that the 18 bytes of a member's header and
+ * trailer and its fresh dictionary cost nothing that shows, small enough to keep the bytes held
+ * per open file (max_open_files per partition) modest. */
+#define IN_CHUNK (256u << 10)
+/* Chunks waiting for the compressor before the driver waits too. */
+#define ZIP_QUEUE 4
 
 /* One file of the open epoch. */
 struct fout {
     char *rel;      /* owned: its folder under root */
     int64_t lo, hi; /* the time bucket it takes, ms since the epoch: [lo, hi) */
     int64_t start;  /* first offset: its name */
-    int fd;         /* the stage file */
-    z_stream *z;    /* owned; on the heap because zlib's state points back at it, and outs
-                       is an array that grows */
-    bool z_ready;
-    struct sl_buf in; /* owned: lines waiting for deflate */
-    uint64_t out_bytes;
+    struct sink_zfile *zf; /* owned: the stage file; on the heap because the compressor's
+                              queue points at it, and outs is an array that grows */
+    struct sl_buf in;      /* owned: lines of the next chunk */
 };
 
 struct fpart {
@@ -240,7 +245,7 @@ struct fpart {
 struct files {
     struct sink *s;                /* borrowed */
     const struct files_conf *conf; /* borrowed */
-    uint8_t *zout;                 /* owned: OUT_CHUNK bytes */
+    struct sink_zip *zip;          /* owned */
     struct sl_buf line;            /* owned: the line being built */
     struct sl_buf path;            /* owned: scratch */
 };
@@ -320,19 +325,20 @@ static void stage_name(const struct fpart *fp, const struct fout *o, char *buf, 
 }
 
 /* Closes and deletes the open epoch's stage files; nothing of it stays. */
-static void epoch_drop(struct fpart *fp)
+static void epoch_drop(struct files *fs, struct fpart *fp)
 {
     for (size_t i = 0; i < fp->nouts; i++) {
         struct fout *o = &fp->outs[i];
         char path[PATH_MAX];
-        if (o->fd >= 0) {
-            close(o->fd);
-            stage_name(fp, o, path, sizeof(path));
-            unlink(path);
+        if (o->zf) {
+            (void)sink_zip_wait(fs->zip, o->zf); /* the worker may still be writing to it */
+            if (o->zf->fd >= 0) {
+                close(o->zf->fd);
+                stage_name(fp, o, path, sizeof(path));
+                unlink(path);
+            }
+            sl_free(o->zf);
         }
-        if (o->z_ready)
-            deflateEnd(o->z);
-        sl_free(o->z);
         sl_buf_fini(&o->in);
         sl_free(o->rel);
     }
@@ -343,35 +349,17 @@ static void epoch_drop(struct fpart *fp)
     fp->due = false;
 }
 
-/* Runs deflate over o->in (finishing the stream when finish is set) and writes the output. */
-static int deflate_out(struct files *fs, struct fpart *fp, struct fout *o, bool finish,
-                       struct sl_err *err)
+/* Hands o's pending lines to the compressor as one gzip member. */
+static int chunk_out(struct files *fs, struct fpart *fp, struct fout *o, struct sl_err *err)
 {
-    o->z->next_in = o->in.data;
-    o->z->avail_in = (uInt)o->in.len;
-    int zrc;
-    do {
-        o->z->next_out = fs->zout;
-        o->z->avail_out = OUT_CHUNK;
-        zrc = deflate(o->z, finish ? Z_FINISH : Z_NO_FLUSH);
-        if (zrc == Z_STREAM_ERROR)
-            return sl_err_set(err, SL_ECORRUPT, "deflate failed");
-        size_t have = OUT_CHUNK - o->z->avail_out;
-        for (size_t off = 0; off < have;) {
-            ssize_t w = write(o->fd, fs->zout + off, have - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                char path[PATH_MAX];
-                stage_name(fp, o, path, sizeof(path));
-                return sl_err_set(err, -errno, "write %s: %s", path, sl_strerror(-errno));
-            }
-            off += (size_t)w;
-        }
-        o->out_bytes += have;
-        sl_metric_add(fs->s->m.bytes, have);
-    } while (o->z->avail_out == 0 || (finish && zrc != Z_STREAM_END));
-    sl_buf_reset(&o->in);
+    int rc = sink_zip_put(fs->zip, o->zf, &o->in);
+    if (rc == -ENOMEM)
+        return sl_err_set(err, rc, "out of memory");
+    if (rc != 0) {
+        char path[PATH_MAX];
+        stage_name(fp, o, path, sizeof(path));
+        return sl_err_set(err, rc, "write %s: %s", path, sl_strerror(rc));
+    }
     return 0;
 }
 
@@ -384,13 +372,19 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
 {
     struct fpart *fp = p->priv;
     int rc = 0;
+    for (size_t i = 0; i < fp->nouts && rc == 0; i++)
+        rc = chunk_out(fs, fp, &fp->outs[i], err);
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
         struct fout *o = &fp->outs[i];
-        if ((rc = deflate_out(fs, fp, o, true, err)) != 0)
-            break;
-        if (fsync(o->fd) != 0)
+        if ((rc = sink_zip_wait(fs->zip, o->zf)) != 0) {
+            char path[PATH_MAX];
+            stage_name(fp, o, path, sizeof(path));
+            rc = sl_err_set(err, rc, "write %s: %s", path, sl_strerror(rc));
+        } else if (fsync(o->zf->fd) != 0) {
             rc = sl_err_set(err, -errno, "fsync %s-%d stage file: %s", p->topic, p->partition,
                             sl_strerror(-errno));
+        }
+        sl_metric_add(fs->s->m.bytes, o->zf->out_bytes);
     }
     char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 64];
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
@@ -405,8 +399,8 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
             rc = sl_err_set(err, -errno, "rename %s -> %s: %s", from, to, sl_strerror(-errno));
             break;
         }
-        close(o->fd);
-        o->fd = -1;
+        close(o->zf->fd);
+        o->zf->fd = -1;
     }
     /* Each folder once: files of one epoch often share none, sometimes all. */
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
@@ -422,7 +416,7 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
         return rc;
     SL_DEBUG(fs->s->name, "%s-%d: %zu file%s for offsets %lld..%lld", p->topic, p->partition,
              fp->nouts, fp->nouts == 1 ? "" : "s", (long long)p->durable, (long long)fp->next - 1);
-    epoch_drop(fp);
+    epoch_drop(fs, fp);
     p->durable = fp->next;
     return 0;
 }
@@ -507,7 +501,7 @@ static void append_one_line(struct sl_buf *b, const uint8_t *p, size_t n)
 {
     size_t at = b->len;
     sl_buf_append(b, p, n);
-    if (sl_buf_error(b))
+    if (sl_buf_error(b) || (!memchr(p, '\n', n) && !memchr(p, '\r', n)))
         return;
     for (size_t i = at; i < b->len; i++)
         if (b->data[i] == '\n' || b->data[i] == '\r')
@@ -562,7 +556,6 @@ static int open_out(struct files *fs, struct sink_part *p, const char *rel, int6
     fp->outs = n;
     struct fout *o = &fp->outs[fp->nouts];
     memset(o, 0, sizeof(*o));
-    o->fd = -1;
     o->lo = lo;
     o->hi = hi;
     o->start = start;
@@ -570,16 +563,12 @@ static int open_out(struct files *fs, struct sink_part *p, const char *rel, int6
     if (!(o->rel = sl_strdup(rel)))
         return sl_err_set(err, -ENOMEM, "out of memory");
     fp->nouts++; /* from here on epoch_drop releases it */
-    if (!(o->z = sl_calloc(1, sizeof(*o->z))))
+    if (!(o->zf = sl_calloc(1, sizeof(*o->zf))))
         return sl_err_set(err, -ENOMEM, "out of memory");
-    if (deflateInit2(o->z, (int)fs->conf->level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return sl_err_set(err, -ENOMEM, "out of memory (deflate)");
-    o->z_ready = true;
     char path[PATH_MAX];
     stage_name(fp, o, path, sizeof(path));
-    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (o->fd < 0)
+    o->zf->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->zf->fd < 0)
         return sl_err_set(err, -errno, "%s: %s", path, sl_strerror(-errno));
     if (sl_buf_reserve(&o->in, IN_CHUNK) != 0)
         return sl_err_set(err, -ENOMEM, "out of memory");
@@ -630,10 +619,12 @@ static int files_write(void *state, struct sink_part *p, const struct sl_batch_r
     }
     if (sl_buf_append(&o->in, fs->line.data, fs->line.len) != 0)
         return sl_err_set(err, -ENOMEM, "out of memory");
-    if (o->in.len >= IN_CHUNK && (rc = deflate_out(fs, fp, o, false, err)) != 0)
-        return rc;
-    if ((int64_t)o->out_bytes >= fs->conf->roll_size)
-        fp->due = true;
+    if (o->in.len >= IN_CHUNK) {
+        if ((rc = chunk_out(fs, fp, o, err)) != 0)
+            return rc;
+        if ((int64_t)sink_zip_out_bytes(fs->zip, o->zf) >= fs->conf->roll_size)
+            fp->due = true;
+    }
     fp->next = rec->offset + 1;
     return 0;
 }
@@ -669,7 +660,7 @@ static void files_abort(void *state, struct sink_part *p)
     struct fpart *fp = p->priv;
     if (!fp)
         return;
-    epoch_drop(fp);
+    epoch_drop(state, fp);
     fp->next = p->durable;
 }
 
@@ -728,17 +719,16 @@ static int files_assign(void *state, struct sink_part *p, int64_t *start, struct
 static int files_open(struct sink *s, void *conf, void **state, struct sl_err *err)
 {
     struct files *fs = sl_calloc(1, sizeof(*fs));
-    if (!fs || !(fs->zout = sl_malloc(OUT_CHUNK))) {
-        sl_free(fs);
+    if (!fs)
         return sl_err_set(err, -ENOMEM, "out of memory");
-    }
     fs->s = s;
     fs->conf = conf;
     sl_buf_init(&fs->line);
     sl_buf_init(&fs->path);
     int rc = mkdirs(fs->conf->root, err);
+    if (rc == 0)
+        rc = sink_zip_new((int)fs->conf->level, ZIP_QUEUE, &fs->zip, err);
     if (rc != 0) {
-        sl_free(fs->zout);
         sl_free(fs);
         return rc;
     }
@@ -753,7 +743,7 @@ static void files_close(void *state)
         return;
     sl_buf_fini(&fs->line);
     sl_buf_fini(&fs->path);
-    sl_free(fs->zout);
+    sink_zip_free(fs->zip);
     sl_free(fs);
 }
 

@@ -90,6 +90,7 @@ def verify_tree(root, n, parts):
     bad_layout = []
     bad_content = []
     files = 0
+    biggest = (0, None, 0)  # uncompressed bytes, path, lines
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != ".sluice"]
         for fn in filenames:
@@ -101,7 +102,10 @@ def verify_tree(root, n, parts):
             files += 1
             dt, hour, part, start = m.group(2), m.group(3), int(m.group(4)), int(m.group(5))
             with gzip.open(os.path.join(dirpath, fn), "rt") as g:
-                lines = [json.loads(line) for line in g]
+                text = g.read()
+            lines = [json.loads(line) for line in text.splitlines()]
+            if len(text) > biggest[0]:
+                biggest = (len(text), os.path.join(dirpath, fn), len(lines))
             offs = [r["offset"] for r in lines]
             if not lines or offs[0] != start or offs != sorted(offs) or \
                     any(r["partition"] != part for r in lines):
@@ -125,6 +129,14 @@ def verify_tree(root, n, parts):
                  if p.endswith(".tmp")] + \
         [p for p in glob.glob(os.path.join(root, ".sluice", "stage", "*", "*"))]
     check(not leftovers, f"no temporary files left ({leftovers[:5]})")
+    # Files are series of gzip members (one per 256 KiB of lines): the gzip tool must read
+    # them whole too, not only Python.
+    size, path, count = biggest
+    t = subprocess.run(["gzip", "-t", path], capture_output=True, text=True)
+    seen_by_gzip = subprocess.run(["gzip", "-dc", path], capture_output=True).stdout.count(b"\n")
+    check(size > 256 * 1024 and t.returncode == 0 and seen_by_gzip == count,
+          f"gzip -t and gzip -dc read the biggest file whole ({size} bytes, {count} lines, "
+          f"gzip saw {seen_by_gzip}: {t.stderr.strip()})")
     return files
 
 

@@ -85,6 +85,49 @@ static void test_refuses_with_offset(void **state)
     assert_int_equal(sl_json_check(NULL, 0, NULL, &err), SL_EPARSE);
 }
 
+/* Strings are skipped a word at a time: a byte that needs a closer look must be found at every
+ * position of a word, and a good multi-byte character must pass at every position. */
+static void test_string_every_position(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes; /* put at position k of a 24-byte run of 'a' */
+        int ok;
+        const char *why;
+    } cases[] = {
+        {"\x01", 0, "control character"}, {"\x1f", 0, "control character"},
+        {"\x80", 0, "invalid UTF-8"},     {"\xff", 0, "invalid UTF-8"},
+        {"\\q", 0, "bad escape"},       {"\xc3\xa9", 1, NULL},
+        {"\xf0\x9f\x99\x82", 1, NULL},  {"\\n", 1, NULL},
+        {"\\u00e9", 1, NULL},           {" ", 1, NULL},
+        {"\x7f", 1, NULL},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t k = 0; k < 24; k++) {
+            char s[64];
+            memset(s, 'a', sizeof(s));
+            s[0] = '"';
+            size_t l = strlen(cases[c].bytes);
+            memcpy(s + 1 + k, cases[c].bytes, l);
+            s[1 + 24 + l] = '"';
+            s[2 + 24 + l] = 0;
+            struct sl_err err = {{0}};
+            enum sl_json_type t = SL_JSON_NONE;
+            int rc = check(s, &t, &err);
+            if (cases[c].ok) {
+                assert_int_equal(rc, 0);
+                assert_int_equal(t, SL_JSON_STRING);
+            } else {
+                assert_int_not_equal(rc, 0);
+                char want[80];
+                snprintf(want, sizeof(want), "at byte %zu", 1 + k);
+                if (!strstr(err.msg, cases[c].why) || !strstr(err.msg, want))
+                    fail_msg("case %zu at %zu: %s", c, k, err.msg);
+            }
+        }
+    }
+}
+
 static void test_get_and_unescape(void **state)
 {
     (void)state;
@@ -160,6 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts),
         cmocka_unit_test(test_refuses_with_offset),
+        cmocka_unit_test(test_string_every_position),
         cmocka_unit_test(test_get_and_unescape),
         cmocka_unit_test(test_key_from_json),
     };

@@ -1,0 +1,205 @@
+/* The files sink's compressor thread (see sink_zip.h for the file format and the flow). */
+#include "collector/cli/sink_zip.h"
+
+#include "common/mem.h"
+
+#include <errno.h>
+#include <libdeflate.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+struct zjob {
+    struct sink_zfile *f; /* borrowed */
+    struct sl_buf in;     /* owned */
+    struct zjob *next;
+};
+
+struct sink_zip {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a job was queued, or stop */
+    pthread_cond_t done; /* a job finished */
+    struct libdeflate_compressor *c; /* worker only */
+    uint8_t *out;                    /* worker only, owned: out_cap bytes */
+    size_t out_cap;
+    unsigned queue_max;
+    /* under mu */
+    struct zjob *head, *tail; /* queued, oldest first */
+    unsigned queued;
+    struct zjob *free; /* finished jobs kept for their buffers */
+    bool stop;
+};
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Compresses one chunk into a gzip member and appends it. Returns the bytes written, or
+ * -errno. Runs without the lock: the job's file is written by this thread only. */
+static int64_t compress_one(struct sink_zip *z, struct zjob *job)
+{
+    size_t bound = libdeflate_gzip_compress_bound(z->c, job->in.len);
+    if (bound > z->out_cap) {
+        uint8_t *n = sl_realloc(z->out, bound);
+        if (!n)
+            return -ENOMEM;
+        z->out = n;
+        z->out_cap = bound;
+    }
+    size_t len = libdeflate_gzip_compress(z->c, job->in.data, job->in.len, z->out, z->out_cap);
+    if (len == 0)
+        return -ENOBUFS; /* cannot happen with the bound's room */
+    int rc = write_all(job->f->fd, z->out, len);
+    return rc < 0 ? rc : (int64_t)len;
+}
+
+static void *zip_main(void *arg)
+{
+    struct sink_zip *z = arg;
+    pthread_setname_np(pthread_self(), "sluice-gzip"); /* for top -H and perf */
+    pthread_mutex_lock(&z->mu);
+    for (;;) {
+        while (!z->stop && !z->head)
+            pthread_cond_wait(&z->work, &z->mu);
+        if (!z->head)
+            break; /* stop, and nothing left */
+        struct zjob *job = z->head;
+        z->head = job->next;
+        if (!z->head)
+            z->tail = NULL;
+        z->queued--;
+        bool skip = job->f->err != 0;
+        pthread_mutex_unlock(&z->mu);
+        int64_t rc = skip ? 0 : compress_one(z, job);
+        pthread_mutex_lock(&z->mu);
+        if (rc < 0)
+            job->f->err = (int)rc;
+        else
+            job->f->out_bytes += (uint64_t)rc;
+        job->f->pending--;
+        job->f = NULL;
+        sl_buf_reset(&job->in);
+        job->next = z->free;
+        z->free = job;
+        pthread_cond_broadcast(&z->done);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+int sink_zip_new(int level, unsigned queue_max, struct sink_zip **out, struct sl_err *err)
+{
+    struct sink_zip *z = sl_calloc(1, sizeof(*z));
+    if (!z)
+        return sl_err_set(err, -ENOMEM, "out of memory");
+    z->queue_max = queue_max ? queue_max : 1;
+    if (!(z->c = libdeflate_alloc_compressor(level))) {
+        sl_free(z);
+        return sl_err_set(err, -ENOMEM, "out of memory (gzip level %d)", level);
+    }
+    pthread_mutex_init(&z->mu, NULL);
+    pthread_cond_init(&z->work, NULL);
+    pthread_cond_init(&z->done, NULL);
+    int rc = pthread_create(&z->thread, NULL, zip_main, z);
+    if (rc != 0) {
+        pthread_cond_destroy(&z->done);
+        pthread_cond_destroy(&z->work);
+        pthread_mutex_destroy(&z->mu);
+        libdeflate_free_compressor(z->c);
+        sl_free(z);
+        return sl_err_set(err, -rc, "cannot start the compressor thread: %s", sl_strerror(-rc));
+    }
+    *out = z;
+    return 0;
+}
+
+void sink_zip_free(struct sink_zip *z)
+{
+    if (!z)
+        return;
+    pthread_mutex_lock(&z->mu);
+    z->stop = true;
+    pthread_cond_signal(&z->work);
+    pthread_mutex_unlock(&z->mu);
+    pthread_join(z->thread, NULL);
+    while (z->free) {
+        struct zjob *j = z->free;
+        z->free = j->next;
+        sl_buf_fini(&j->in);
+        sl_free(j);
+    }
+    pthread_cond_destroy(&z->done);
+    pthread_cond_destroy(&z->work);
+    pthread_mutex_destroy(&z->mu);
+    libdeflate_free_compressor(z->c);
+    sl_free(z->out);
+    sl_free(z);
+}
+
+int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sl_buf *in)
+{
+    if (in->len == 0)
+        return 0;
+    pthread_mutex_lock(&z->mu);
+    while (z->queued >= z->queue_max && f->err == 0)
+        pthread_cond_wait(&z->done, &z->mu);
+    int rc = f->err;
+    struct zjob *job = NULL;
+    if (rc == 0 && (job = z->free) != NULL)
+        z->free = job->next;
+    pthread_mutex_unlock(&z->mu);
+    if (rc != 0)
+        return rc;
+    if (!job) {
+        if (!(job = sl_calloc(1, sizeof(*job))))
+            return -ENOMEM;
+        sl_buf_init(&job->in);
+    }
+    /* The chunk's storage goes to the worker; the caller carries on with the job's old one. */
+    struct sl_buf t = job->in;
+    job->in = *in;
+    *in = t;
+    job->f = f;
+    job->next = NULL;
+    pthread_mutex_lock(&z->mu);
+    f->pending++;
+    if (z->tail)
+        z->tail->next = job;
+    else
+        z->head = job;
+    z->tail = job;
+    z->queued++;
+    pthread_cond_signal(&z->work);
+    pthread_mutex_unlock(&z->mu);
+    return 0;
+}
+
+int sink_zip_wait(struct sink_zip *z, struct sink_zfile *f)
+{
+    pthread_mutex_lock(&z->mu);
+    while (f->pending > 0)
+        pthread_cond_wait(&z->done, &z->mu);
+    int rc = f->err;
+    pthread_mutex_unlock(&z->mu);
+    return rc;
+}
+
+uint64_t sink_zip_out_bytes(struct sink_zip *z, const struct sink_zfile *f)
+{
+    pthread_mutex_lock(&z->mu);
+    uint64_t n = f->out_bytes;
+    pthread_mutex_unlock(&z->mu);
+    return n;
+}
