@@ -16,6 +16,18 @@
  *
  * Two lane lengths: LONG blocks keep the merge cost negligible on big batches, SHORT blocks
  * mop up most of what is left; anything shorter than one SHORT block stays on the single chain.
+ *
+ * Where the CPU has AVX-512 and VPCLMULQDQ, inputs of CRC32C_FOLD_MIN bytes and more are
+ * instead folded with carry-less multiplies (Intel's "Fast CRC Computation Using PCLMULQDQ",
+ * 512 bits wide), about twice the three-lane rate, which matters because every produced batch
+ * is checked on the loop thread. In the bit-reflected order a 16-byte block X = H x^64 + L
+ * (H: its first 8 bytes) that lies D bits before block B contributes X x^D, so
+ *
+ *     fold_D(X) = H (x^(D+64) mod P) + L (x^D mod P)      (degree < 96, xored into B)
+ *
+ * Four 512-bit accumulators cover 256 bytes per step (D = 2048); they are merged (D = 512),
+ * their four lanes folded into one (D = 384, 256, 128), and the last 16 bytes standing for
+ * everything before them go through the crc32 instruction from 0, which reduces them mod P.
  */
 #include "common/crc32c.h"
 
@@ -23,7 +35,8 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <nmmintrin.h>
+#include <immintrin.h>
+#include <stdlib.h>
 #endif
 
 /* Castagnoli's polynomial, bit-reflected: iSCSI (RFC 3720), ext4, and Kafka's record batch v2. */
@@ -45,10 +58,42 @@ static bool crc32c_use_hw;
 /* shift[k][b] is the register after CRC32C_LANE_* zero bytes, starting from b << 8k. */
 static uint32_t crc32c_shift_long[4][256];
 static uint32_t crc32c_shift_short[4][256];
+
+/* The folding path: below this many bytes the three-lane path is as fast. */
+#define CRC32C_FOLD_MIN 1024
+static bool crc32c_use_fold;
+/* fold constants, {x^(D+64) mod P, x^D mod P} reflected, for D = 2048, 512, 384, 256, 128 */
+static uint64_t crc32c_k2048[2], crc32c_k512[2], crc32c_k384[2], crc32c_k256[2], crc32c_k128[2];
 #endif
 static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__)
+/*
+ * The constant that multiplies a 64-bit half lying `bits` bits before its target: x^bits mod P
+ * as clmul wants it. Bit i of a reflected 64-bit operand is x^(63-i), and the 128-bit product
+ * of two such operands, read back the same way, carries an extra factor x, hence bits - 1.
+ */
+static uint64_t crc32c_fold_k(unsigned bits)
+{
+    uint64_t r = 1; /* x^0, in normal order: bit i is x^i */
+    for (unsigned i = 0; i < bits - 1; i++) {
+        r <<= 1;
+        if (r >> 32)
+            r ^= 0x11EDC6F41ull; /* P, normal order, with its x^32 */
+    }
+    uint64_t refl = 0;
+    for (int i = 0; i < 32; i++)
+        if ((r >> i) & 1)
+            refl |= 1ull << (63 - i);
+    return refl;
+}
+
+static void crc32c_fold_pair(uint64_t k[2], unsigned d)
+{
+    k[0] = crc32c_fold_k(d + 64); /* multiplies H, the low 64 bits of a block */
+    k[1] = crc32c_fold_k(d);      /* multiplies L, the high 64 bits */
+}
+
 /*
  * Fills op with the "append len zero bytes" map, i.e. multiplication by x^(8 len) mod P.
  * Bit 31 of the reflected register is x^0, so one run of len zero bytes gives its image; bit
@@ -98,6 +143,16 @@ static void crc32c_init(void)
         crc32c_zeros_op(crc32c_shift_long, CRC32C_LANE_LONG);
         crc32c_zeros_op(crc32c_shift_short, CRC32C_LANE_SHORT);
     }
+    crc32c_use_fold = crc32c_use_hw && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("pclmul") &&
+                      !getenv("SL_CRC32C_NO_FOLD"); /* tests and benchmarks: the other path */
+    if (crc32c_use_fold) {
+        crc32c_fold_pair(crc32c_k2048, 2048);
+        crc32c_fold_pair(crc32c_k512, 512);
+        crc32c_fold_pair(crc32c_k384, 384);
+        crc32c_fold_pair(crc32c_k256, 256);
+        crc32c_fold_pair(crc32c_k128, 128);
+    }
 #endif
 }
 
@@ -138,7 +193,7 @@ uint32_t sl_crc32c_sw(uint32_t crc, const void *p, size_t n)
 /* Compiled for SSE4.2 on its own so the rest of the tree runs on any x86-64; only reached after
  * the CPU check. The single chain: short inputs, and what the three-lane blocks leave over. */
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_1way(uint32_t c, const uint8_t *p,
-                                                                size_t n)
+                                                                 size_t n)
 {
     /* Aligned 8-byte loads never straddle a cache line. */
     while (n > 0 && ((uintptr_t)p & 7) != 0) {
@@ -183,9 +238,73 @@ crc32c_hw_block(uint32_t c, const uint8_t *p, size_t lane, const uint32_t op[4][
     return crc32c_shift(op, c) ^ (uint32_t)c2;
 }
 
+#define CRC32C_FOLD_TARGET "avx512f,vpclmulqdq,pclmul,sse4.2"
+
+__attribute__((target(CRC32C_FOLD_TARGET))) static inline __m512i
+crc32c_fold512(__m512i x, __m512i k, __m512i next)
+{
+    return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00),
+                                     _mm512_clmulepi64_epi128(x, k, 0x11), next, 0x96);
+}
+
+__attribute__((target(CRC32C_FOLD_TARGET))) static inline __m128i
+crc32c_fold128(__m128i x, const uint64_t k[2])
+{
+    __m128i kk = _mm_set_epi64x((long long)k[1], (long long)k[0]);
+    return _mm_xor_si128(_mm_clmulepi64_si128(x, kk, 0x00), _mm_clmulepi64_si128(x, kk, 0x11));
+}
+
+/* The folding path (see the top of the file); n >= 256. */
+__attribute__((target(CRC32C_FOLD_TARGET))) static uint32_t crc32c_fold(uint32_t c,
+                                                                        const uint8_t *p, size_t n)
+{
+    const __m512i k2048 = _mm512_broadcast_i32x4(
+        _mm_set_epi64x((long long)crc32c_k2048[1], (long long)crc32c_k2048[0]));
+    const __m512i k512 = _mm512_broadcast_i32x4(
+        _mm_set_epi64x((long long)crc32c_k512[1], (long long)crc32c_k512[0]));
+    /* The register enters as an xor over the first 32 message bits. */
+    __m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, c));
+    __m512i a1 = _mm512_loadu_si512(p + 64);
+    __m512i a2 = _mm512_loadu_si512(p + 128);
+    __m512i a3 = _mm512_loadu_si512(p + 192);
+    p += 256;
+    n -= 256;
+    while (n >= 256) {
+        a0 = crc32c_fold512(a0, k2048, _mm512_loadu_si512(p));
+        a1 = crc32c_fold512(a1, k2048, _mm512_loadu_si512(p + 64));
+        a2 = crc32c_fold512(a2, k2048, _mm512_loadu_si512(p + 128));
+        a3 = crc32c_fold512(a3, k2048, _mm512_loadu_si512(p + 192));
+        p += 256;
+        n -= 256;
+    }
+    a1 = crc32c_fold512(a0, k512, a1);
+    a2 = crc32c_fold512(a1, k512, a2);
+    a3 = crc32c_fold512(a2, k512, a3);
+    while (n >= 64) {
+        a3 = crc32c_fold512(a3, k512, _mm512_loadu_si512(p));
+        p += 64;
+        n -= 64;
+    }
+    __m128i y =
+        _mm_xor_si128(_mm_xor_si128(crc32c_fold128(_mm512_extracti32x4_epi32(a3, 0), crc32c_k384),
+                                    crc32c_fold128(_mm512_extracti32x4_epi32(a3, 1), crc32c_k256)),
+                      _mm_xor_si128(crc32c_fold128(_mm512_extracti32x4_epi32(a3, 2), crc32c_k128),
+                                    _mm512_extracti32x4_epi32(a3, 3)));
+    while (n >= 16) {
+        y = _mm_xor_si128(crc32c_fold128(y, crc32c_k128), _mm_loadu_si128((const void *)p));
+        p += 16;
+        n -= 16;
+    }
+    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(y));
+    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(y, 1));
+    return crc32c_hw_1way((uint32_t)r, p, n);
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t c, const uint8_t *p,
                                                                 size_t n)
 {
+    if (crc32c_use_fold && n >= CRC32C_FOLD_MIN)
+        return crc32c_fold(c, p, n);
     /* Below this, the up to 7 alignment bytes could leave less than one short block. */
     if (n < 3 * CRC32C_LANE_SHORT + 7)
         return crc32c_hw_1way(c, p, n);

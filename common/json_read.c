@@ -63,8 +63,9 @@ static void plain_run(struct jr *r)
     while (r->n - r->i >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(r->p + r->i));
         /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
-        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmplt_epi8(v, space));
+        __m128i bad =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                         _mm_cmplt_epi8(v, space));
         unsigned m = (unsigned)_mm_movemask_epi8(bad);
         if (m) {
             r->i += (size_t)__builtin_ctz(m);

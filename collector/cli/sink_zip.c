@@ -19,8 +19,8 @@ struct zjob {
 struct sink_zip {
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t work; /* a job was queued, or stop */
-    pthread_cond_t done; /* a job finished */
+    pthread_cond_t work;             /* a job was queued, or stop */
+    pthread_cond_t done;             /* a job finished */
     struct libdeflate_compressor *c; /* worker only */
     uint8_t *out;                    /* worker only, owned: out_cap bytes */
     size_t out_cap;

@@ -58,8 +58,8 @@ static void make_batch(struct sl_buf *out, size_t size)
     if (sl_batch_builder_init(&b, &o))
         die("builder");
     while (sl_batch_builder_size(&b) + 1020 <= size)
-        if (sl_batch_builder_add(&b, 1700000000000, SL_BYTES_NULL, (struct sl_bytes){v, 1000},
-                                 NULL, 0))
+        if (sl_batch_builder_add(&b, 1700000000000, SL_BYTES_NULL, (struct sl_bytes){v, 1000}, NULL,
+                                 0))
             die("add");
     sl_buf_reset(out);
     if (sl_batch_builder_finish(&b, out))
@@ -109,8 +109,8 @@ static double plain_write_v(const char *dir, const struct sl_buf *b, long n, int
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
         struct sl_batch_header h;
-        if (validate && sl_batch_validate(&h, b->data, b->len, &scratch, 64 << 20,
-                                          SL_BATCH_STRICT, NULL))
+        if (validate &&
+            sl_batch_validate(&h, b->data, b->len, &scratch, 64 << 20, SL_BATCH_STRICT, NULL))
             die("validate");
         if (write(fd, b->data, b->len) != (ssize_t)b->len)
             die("write");
@@ -170,8 +170,8 @@ static void keep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop, (void)w, (void)revents;
 }
 
-static double storage_append(const char *dir, struct sl_buf *b, long n,
-                             enum coll_fsync_policy pol, int writers)
+static double storage_append(const char *dir, struct sl_buf *b, long n, enum coll_fsync_policy pol,
+                             int writers)
 {
     char d[PATH_MAX];
     snprintf(d, sizeof(d), "%s/store", dir);
@@ -239,8 +239,7 @@ static void bench_append(const char *dir, long total_mb, long sync_batches_64k)
         plain_write(dir, &b, n / 4, 0); /* warm-up: page cache, file system */
         g_validate_records = false;
         printf("RESULT %s.never.baseline %.1f MB/s\n", tag, plain_write(dir, &b, n, 0));
-        printf("RESULT %s.never %.1f MB/s\n", tag,
-               storage_append(dir, &b, n, COLL_FSYNC_NEVER, 0));
+        printf("RESULT %s.never %.1f MB/s\n", tag, storage_append(dir, &b, n, COLL_FSYNC_NEVER, 0));
         printf("RESULT %s.interval.baseline %.1f MB/s\n", tag, plain_write(dir, &b, n, 0));
         printf("RESULT %s.interval %.1f MB/s\n", tag,
                storage_append(dir, &b, n, COLL_FSYNC_INTERVAL, 0));
@@ -253,8 +252,7 @@ static void bench_append(const char *dir, long total_mb, long sync_batches_64k)
         printf("RESULT %s.always_1writer.baseline %.1f MB/s\n", tag, plain_write(dir, &b, ns, 1));
         printf("RESULT %s.always_1writer %.1f MB/s\n", tag,
                storage_append(dir, &b, ns, COLL_FSYNC_ALWAYS, 1));
-        printf("RESULT %s.always_4writers.baseline %.1f MB/s\n", tag,
-               plain_write(dir, &b, ns, 1));
+        printf("RESULT %s.always_4writers.baseline %.1f MB/s\n", tag, plain_write(dir, &b, ns, 1));
         printf("RESULT %s.always_4writers.disk_limit %.1f MB/s\n", tag,
                plain_write(dir, &b, ns, 4));
         printf("RESULT %s.always_4writers %.1f MB/s\n", tag,
@@ -383,9 +381,10 @@ int main(int argc, char **argv)
     } else if (argc == 4 && strcmp(argv[1], "recover") == 0) {
         bench_recovery(argv[2], strcmp(argv[3], "cold") == 0);
     } else {
-        fprintf(stderr, "usage: %s append <dir> [MB per run] [fsync batches of 64k]\n"
-                        "       %s sync <dir> <KiB per batch> <batches> <writers>\n"
-                        "       %s build <dir> <GB> | lookups <dir> [s] | recover <dir> warm|cold\n",
+        fprintf(stderr,
+                "usage: %s append <dir> [MB per run] [fsync batches of 64k]\n"
+                "       %s sync <dir> <KiB per batch> <batches> <writers>\n"
+                "       %s build <dir> <GB> | lookups <dir> [s] | recover <dir> warm|cold\n",
                 argv[0], argv[0], argv[0]);
         return 2;
     }

@@ -95,11 +95,16 @@ static void test_string_every_position(void **state)
         int ok;
         const char *why;
     } cases[] = {
-        {"\x01", 0, "control character"}, {"\x1f", 0, "control character"},
-        {"\x80", 0, "invalid UTF-8"},     {"\xff", 0, "invalid UTF-8"},
-        {"\\q", 0, "bad escape"},       {"\xc3\xa9", 1, NULL},
-        {"\xf0\x9f\x99\x82", 1, NULL},  {"\\n", 1, NULL},
-        {"\\u00e9", 1, NULL},           {" ", 1, NULL},
+        {"\x01", 0, "control character"},
+        {"\x1f", 0, "control character"},
+        {"\x80", 0, "invalid UTF-8"},
+        {"\xff", 0, "invalid UTF-8"},
+        {"\\q", 0, "bad escape"},
+        {"\xc3\xa9", 1, NULL},
+        {"\xf0\x9f\x99\x82", 1, NULL},
+        {"\\n", 1, NULL},
+        {"\\u00e9", 1, NULL},
+        {" ", 1, NULL},
         {"\x7f", 1, NULL},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -186,9 +191,9 @@ static void test_key_from_json(void **state)
     assert_int_equal(k.len, 0);
     /* No key: absent, null, object or array values, lines that are not one JSON object. */
     const char *none[][2] = {
-        {"{\"id\":1}", "user"},       {"{\"user\":null}", "user"}, {"{\"user\":{}}", "user"},
-        {"{\"user\":[1]}", "user"},   {"user=ann", "user"},        {"[\"user\"]", "user"},
-        {"{\"user\":\"a\"", "user"},  {"{\"user\":\"a\"} x", "user"}, {"", "user"},
+        {"{\"id\":1}", "user"},      {"{\"user\":null}", "user"},    {"{\"user\":{}}", "user"},
+        {"{\"user\":[1]}", "user"},  {"user=ann", "user"},           {"[\"user\"]", "user"},
+        {"{\"user\":\"a\"", "user"}, {"{\"user\":\"a\"} x", "user"}, {"", "user"},
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         k = key(none[i][0], none[i][1], &s);
