@@ -38,9 +38,12 @@
  * N goes to the dead-letter file with PostgreSQL's message, is cut out of the batch, and the
  * batch is sent again, until it loads or is empty; the positions still move past the bad rows in
  * the same transaction, so exactly once holds for the good rows. Each batch row keeps its record
- * (key, value, offset, timestamp) beside the COPY text for that. An error without a line (a
- * deferred constraint, checked at COMMIT) or of another class (connection 08, resources 53,
- * operator 57, ...) is a destination error: the driver backs off and retries the batch.
+ * (key, value, offset, timestamp) beside the COPY text for that. A data error whose context
+ * names no line (a constraint trigger; a deferred constraint, which SET CONSTRAINTS ALL IMMEDIATE
+ * brings forward from COMMIT to the end of the COPY) is traced to its row by loading prefixes of
+ * the batch in rolled-back transactions (bisect_row: about log2(batch_rows) COPYs). An error of
+ * another class (connection 08, resources 53, operator 57, ...) is a destination error: the
+ * driver backs off and retries the batch.
  */
 
 enum col_type { T_TEXT, T_JSONB, T_TIMESTAMPTZ, T_BIGINT, T_INTEGER, T_DOUBLE, T_BOOLEAN };
@@ -287,7 +290,9 @@ static int pg_fail(struct pg *g, struct sl_err *err, const char *what)
 static int exec(struct pg *g, const char *sql, int nparams, const char *const *params,
                 int64_t *affected, char *cell, size_t cellsize, struct sl_err *err)
 {
-    PGresult *res = PQexecParams(g->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    /* Without parameters, the simple protocol, which also takes several statements. */
+    PGresult *res = nparams == 0 ? PQexec(g->conn, sql)
+                                 : PQexecParams(g->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = sl_err_set(err, -EIO, "postgres: %.80s...: %s", sql, PQresultErrorMessage(res));
@@ -387,8 +392,8 @@ static bool is_integer(const struct sl_json_val *v)
 }
 
 /* Appends one cell from a JSON value (member or whole value). Returns 0, or 1 with why set. */
-static int cell_json(struct pg *g, const struct col_spec *c, const struct sl_json_val *v,
-                     char *why, size_t size)
+static int cell_json(struct pg *g, const struct col_spec *c, const struct sl_json_val *v, char *why,
+                     size_t size)
 {
     struct sl_buf *b = &g->row;
     if (v->type == SL_JSON_NONE || v->type == SL_JSON_NULL) {
@@ -655,6 +660,73 @@ static int reject_row(struct pg *g, struct sink_part *parts, size_t n, int64_t i
     return 0;
 }
 
+/* Sends the batch's first len bytes of COPY text in the open transaction. Returns NULL when
+ * they loaded, else PostgreSQL's answer (the caller clears it); the connection is ready for the
+ * next command either way (or broken, which the caller's next exec reports). */
+static PGresult *copy_rows(struct pg *g, size_t len)
+{
+    PGresult *res = PQexec(g->conn, g->copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        return res;
+    PQclear(res);
+    const size_t chunk = 1 << 20;
+    bool ok = true;
+    for (size_t off = 0; off < len && ok; off += chunk)
+        ok = PQputCopyData(g->conn, (const char *)g->batch.data + off,
+                           (int)SL_MIN(chunk, len - off)) == 1;
+    PQputCopyEnd(g->conn, ok ? NULL : "sluice: sending the rows failed");
+    res = PQgetResult(g->conn);
+    PGresult *more;
+    while ((more = PQgetResult(g->conn)) != NULL)
+        PQclear(more);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* Statement-time checks: a deferred constraint fails the COPY it belongs to, where the row can be
+ * found, instead of the COMMIT, whose failure would only be retried. */
+#define BEGIN_SQL "BEGIN; SET CONSTRAINTS ALL IMMEDIATE"
+
+/*
+ * For a data error whose context names no line (a constraint trigger, a deferred constraint
+ * checked at the end of the COPY): the smallest prefix of the batch that fails to load, found
+ * by bisection, each probe a rolled-back transaction; its last row is the bad one. Returns the
+ * row, -1 when the whole batch now loads (the failure was not the rows'), or a destination
+ * error (< -1 never collides: errors are -errno or SL_E* below -1).
+ */
+static int64_t bisect_row(struct pg *g, struct sl_err *err)
+{
+    const struct row_meta *meta = (const struct row_meta *)g->meta.data;
+    int64_t lo = 0, hi = g->rows + 1; /* [0, lo) loads; [0, hi) does not (hi = rows + 1: unknown) */
+    for (bool first = true; hi - lo > 1 || first; first = false) {
+        int64_t k = first ? g->rows : lo + (hi - lo) / 2;
+        int rc = exec(g, BEGIN_SQL, 0, NULL, NULL, NULL, 0, err);
+        if (rc != 0)
+            return rc;
+        PGresult *res = copy_rows(g, k < g->rows ? meta[k].row_off : g->batch.len);
+        bool data_error = res && PQresultStatus(res) == PGRES_FATAL_ERROR && is_data_error(res);
+        bool failed = res != NULL;
+        if (failed && !data_error)
+            rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
+                            PQresultErrorMessage(res));
+        PQclear(res);
+        if (PQstatus(g->conn) == CONNECTION_OK)
+            PQclear(PQexec(g->conn, "ROLLBACK"));
+        if (rc != 0)
+            return rc;
+        if (failed)
+            hi = k;
+        else if (first)
+            return -1;
+        else
+            lo = k;
+    }
+    return hi - 1;
+}
+
 /* The batch's transaction. Returns 0 (positions moved), -ESTALE when another process moved a
  * position (fenced), or an error. */
 static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct sl_err *err)
@@ -663,52 +735,46 @@ static int commit_batch(struct pg *g, struct sink_part *parts, size_t n, struct 
     if (rc != 0)
         return rc;
 again:
-    if ((rc = exec(g, "BEGIN", 0, NULL, NULL, NULL, 0, err)) != 0)
+    if ((rc = exec(g, BEGIN_SQL, 0, NULL, NULL, NULL, 0, err)) != 0)
         return rc;
     if (g->rows > 0) {
-        PGresult *res = PQexec(g->conn, g->copy_sql);
-        bool ok = PQresultStatus(res) == PGRES_COPY_IN;
-        PQclear(res);
-        if (!ok) {
-            rc = pg_fail(g, err, "COPY");
-            goto rollback;
-        }
-        const size_t chunk = 1 << 20;
-        for (size_t off = 0; off < g->batch.len && ok; off += chunk)
-            ok = PQputCopyData(g->conn, (const char *)g->batch.data + off,
-                               (int)SL_MIN(chunk, g->batch.len - off)) == 1;
-        ok = ok && PQputCopyEnd(g->conn, NULL) == 1;
-        res = PQgetResult(g->conn);
-        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
-        int64_t bad = -1;
-        char why[600];
-        if (!ok) {
+        PGresult *res = copy_rows(g, g->batch.len);
+        if (res) {
+            int64_t bad = -1;
+            char why[600];
             rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
                             PQresultErrorMessage(res));
-            if (is_data_error(res) && (bad = rejected_row(g, res)) >= 0) {
+            size_t l = strlen(err ? err->msg : "");
+            if (err && l && err->msg[l - 1] == '\n')
+                err->msg[l - 1] = 0;
+            bool data_error = is_data_error(res);
+            if (data_error) {
                 const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
                 const char *det = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
                 snprintf(why, sizeof(why), "postgres rejected the row (SQLSTATE %s): %s%s%s",
                          PQresultErrorField(res, PG_DIAG_SQLSTATE), msg ? msg : "?",
                          det ? ": " : "", det ? det : "");
+                bad = rejected_row(g, res);
             }
-        }
-        PQclear(res);
-        while ((res = PQgetResult(g->conn)) != NULL)
             PQclear(res);
-        if (!ok) {
-            size_t l = strlen(err ? err->msg : "");
-            if (err && l && err->msg[l - 1] == '\n')
-                err->msg[l - 1] = 0;
-            if (bad >= 0 && PQstatus(g->conn) == CONNECTION_OK) {
-                PQclear(PQexec(g->conn, "ROLLBACK"));
-                SL_WARN(g->s->name, "%s: dead-lettering that row and loading the rest",
-                        err ? err->msg : why);
-                if ((rc = reject_row(g, parts, n, bad, why, err)) != 0)
-                    return rc;
-                goto again; /* each round removes one row: bounded by the batch */
+            if (!data_error || PQstatus(g->conn) != CONNECTION_OK)
+                goto rollback;
+            PQclear(PQexec(g->conn, "ROLLBACK"));
+            if (bad < 0) {
+                SL_WARN(g->s->name, "%s: no line named; looking for the row", err ? err->msg : why);
+                bad = bisect_row(g, err);
+                if (bad < -1)
+                    return (int)bad;
+                if (bad == -1) {
+                    SL_WARN(g->s->name, "the batch loads now: trying it again");
+                    goto again;
+                }
             }
-            goto rollback;
+            SL_WARN(g->s->name, "%s: dead-lettering row %lld of the batch and loading the rest",
+                    why, (long long)bad + 1);
+            if ((rc = reject_row(g, parts, n, bad, why, err)) != 0)
+                return rc;
+            goto again; /* each round removes one row: bounded by the batch */
         }
     }
     char sql[512];
