@@ -26,8 +26,11 @@ static int fail(struct jr *r, const char *what)
     return r->rc;
 }
 
-static void ws(struct jr *r)
+static inline void ws(struct jr *r)
 {
+    /* most tokens follow no whitespace or one space */
+    if (r->i < r->n && r->p[r->i] > ' ')
+        return;
     while (r->i < r->n &&
            (r->p[r->i] == ' ' || r->p[r->i] == '\t' || r->p[r->i] == '\n' || r->p[r->i] == '\r'))
         r->i++;

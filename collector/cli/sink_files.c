@@ -193,7 +193,8 @@ static const struct sl_conf_opt files_opts[] = {
      .def = "1",
      .min = 1,
      .max = 9,
-     .help = "gzip level: 1 fastest, 9 smallest"},
+     .help = "gzip level: 1 fastest, 9 smallest (a file is a series of gzip members, one per "
+             "256 KiB of lines, which every gzip reader takes as one stream)"},
     {.name = "max_open_files",
      .type = SL_CONF_INT,
      .offset = offsetof(struct files_conf, max_open),

@@ -2,7 +2,8 @@
 # Collector storage benchmark: runs sl-test-bench_storage 3 times and prints the median of each
 # figure with its ratio to the same-run baseline measured just before it (plain write() loop;
 # write + fdatasync per batch). never/interval use the shipped validate_records: false;
-# never_records decodes every record (against a loop validating the same way). For group
+# never_records decodes every record (against a loop validating the same way); crc_floor is a
+# plain loop checking header and CRC-32C, the most a checking append can reach. For group
 # commit, disk_limit is a plain loop doing 4 writes per fdatasync: the most 4 writers sharing
 # each fdatasync can get from this disk. Needs root for the cold-cache recovery figure.
 #   SL_BUILD_DIR   build directory (default: build)
@@ -62,6 +63,8 @@ for sz in ("64k", "1m"):
     show(f"{sz}.never", f"{sz}.never.baseline", 0.9)
     show(f"{sz}.interval.baseline")
     show(f"{sz}.interval", f"{sz}.interval.baseline", 0.9)
+    show(f"{sz}.crc_floor.baseline")
+    show(f"{sz}.crc_floor", f"{sz}.crc_floor.baseline")
     show(f"{sz}.never_records.baseline")
     show(f"{sz}.never_records", f"{sz}.never_records.baseline")
     show(f"{sz}.always_1writer.baseline")
