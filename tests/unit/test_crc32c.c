@@ -256,6 +256,26 @@ static void test_long_block_boundaries(void **state)
     free(src);
 }
 
+/* The folding paths (on CPUs that have them): every length across the 1 KiB and 8 KiB
+ * thresholds, and lengths within a word of m * 376 (the mixed path's step: 256 folded bytes and
+ * 40 per crc32 lane) for small and large m, so every leftover size is reached. */
+static void test_fold_boundaries(void **state)
+{
+    static const size_t steps[] = {2, 3, 21, 22, 23, 100, 174, 175, 176, 2789};
+    size_t max = 2789 * 376 + 16;
+    uint8_t *src = malloc(max);
+    assert_non_null(src);
+    fill_random(src, max, 0xF01Du);
+    for (size_t len = 1000; len <= 1100; len++)
+        check_exact(src, len, len % 8);
+    for (size_t len = 8100; len <= 8600; len++)
+        check_exact(src, len, len % 8);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        for (size_t len = steps[i] * 376 - 9; len <= steps[i] * 376 + 9; len++)
+            check_exact(src, len, len % 8);
+    free(src);
+}
+
 /* Random lengths up to a few long blocks at random offsets and random starting values, each
  * also continued across a random split, since a split inside a lane must still chain. */
 static void test_random_long(void **state)
@@ -316,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_chaining),
         cmocka_unit_test(test_short_block_boundaries),
         cmocka_unit_test(test_long_block_boundaries),
+        cmocka_unit_test(test_fold_boundaries),
         cmocka_unit_test(test_random_long),
         cmocka_unit_test(test_dispatch),
     };
