@@ -229,7 +229,8 @@ struct fout {
     int64_t start;         /* first offset: its name */
     struct sink_zfile *zf; /* owned: the stage file; on the heap because the compressor's
                               queue points at it, and outs is an array that grows */
-    struct sl_buf in;      /* owned: lines of the next chunk */
+    struct sink_zchunk in; /* owned: the next chunk */
+    bool none_kept;        /* finalize: every record was refused, the file is not kept */
 };
 
 struct fpart {
@@ -333,6 +334,7 @@ static void epoch_drop(struct files *fs, struct fpart *fp)
         char path[PATH_MAX];
         if (o->zf) {
             (void)sink_zip_wait(fs->zip, o->zf); /* the worker may still be writing to it */
+            sink_zfile_drop_rejects(o->zf);
             if (o->zf->fd >= 0) {
                 close(o->zf->fd);
                 stage_name(fp, o, path, sizeof(path));
@@ -340,7 +342,7 @@ static void epoch_drop(struct files *fs, struct fpart *fp)
             }
             sl_free(o->zf);
         }
-        sl_buf_fini(&o->in);
+        sink_zchunk_fini(&o->in);
         sl_free(o->rel);
     }
     SL_FREE(fp->outs);
@@ -364,6 +366,24 @@ static int chunk_out(struct files *fs, struct fpart *fp, struct fout *o, struct 
     return 0;
 }
 
+/* Sends the records the compressor refused in o to the dead-letter file. */
+static int take_rejects(struct files *fs, struct sink_part *p, struct fout *o, struct sl_err *err)
+{
+    int rc = 0;
+    for (const struct sink_zreject *x = o->zf->rejects; x && rc == 0; x = x->next) {
+        struct sl_batch_record rec = {0};
+        rec.offset = x->offset;
+        rec.timestamp = x->timestamp;
+        size_t klen = x->klen > 0 ? (size_t)x->klen : 0;
+        if (x->klen >= 0)
+            rec.key = (struct sl_bytes){x->data, klen};
+        rec.value = (struct sl_bytes){x->data + klen, x->vlen};
+        rc = sink_dead_letter(fs->s, p->topic, p->partition, &rec, x->why, err);
+    }
+    sink_zfile_drop_rejects(o->zf);
+    return rc;
+}
+
 /*
  * Ends the epoch of p: stage files completed and fsynced, renamed into the tree, folders
  * fsynced; then p->durable moves to the end of the epoch. On an error the renamed files stay
@@ -375,25 +395,38 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
     int rc = 0;
     for (size_t i = 0; i < fp->nouts && rc == 0; i++)
         rc = chunk_out(fs, fp, &fp->outs[i], err);
+    char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 64];
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
         struct fout *o = &fp->outs[i];
+        stage_name(fp, o, from, sizeof(from));
         if ((rc = sink_zip_wait(fs->zip, o->zf)) != 0) {
-            char path[PATH_MAX];
-            stage_name(fp, o, path, sizeof(path));
-            rc = sl_err_set(err, rc, "write %s: %s", path, sl_strerror(rc));
+            rc = sl_err_set(err, rc, "write %s: %s", from, sl_strerror(rc));
+            break;
+        }
+        if ((rc = take_rejects(fs, p, o, err)) != 0)
+            break;
+        /* Values are checked by the compressor: a file whose records were all refused is not
+         * kept, as if none had come (the name rule counts only records that are written). */
+        o->none_kept = fs->conf->content == FILES_VALUE && o->zf->first_ok < 0;
+        if (o->none_kept) {
+            close(o->zf->fd);
+            o->zf->fd = -1;
+            unlink(from);
         } else if (fsync(o->zf->fd) != 0) {
             rc = sl_err_set(err, -errno, "fsync %s-%d stage file: %s", p->topic, p->partition,
                             sl_strerror(-errno));
         }
         sl_metric_add(fs->s->m.bytes, o->zf->out_bytes);
     }
-    char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 64];
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
         struct fout *o = &fp->outs[i];
+        if (o->none_kept)
+            continue;
         stage_name(fp, o, from, sizeof(from));
         snprintf(dir, sizeof(dir), "%s/%s", fs->conf->root, o->rel);
-        snprintf(to, sizeof(to), "%s/part-%d-%lld.jsonl.gz", dir, p->partition,
-                 (long long)o->start);
+        /* Named after the first record written, which for values is the first one kept. */
+        int64_t first = fs->conf->content == FILES_VALUE ? o->zf->first_ok : o->start;
+        snprintf(to, sizeof(to), "%s/part-%d-%lld.jsonl.gz", dir, p->partition, (long long)first);
         if ((rc = mkdirs(dir, err)) != 0)
             break;
         if (rename(from, to) != 0) {
@@ -405,9 +438,9 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
     }
     /* Each folder once: files of one epoch often share none, sometimes all. */
     for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
-        bool seen = false;
+        bool seen = fp->outs[i].none_kept;
         for (size_t k = 0; k < i && !seen; k++)
-            seen = !strcmp(fp->outs[k].rel, fp->outs[i].rel);
+            seen = !fp->outs[k].none_kept && !strcmp(fp->outs[k].rel, fp->outs[i].rel);
         if (seen)
             continue;
         snprintf(dir, sizeof(dir), "%s/%s", fs->conf->root, fp->outs[i].rel);
@@ -509,40 +542,25 @@ static void append_one_line(struct sl_buf *b, const uint8_t *p, size_t n)
             b->data[i] = ' ';
 }
 
-/* Builds the line for rec in fs->line. Returns 0, or 1 when the record cannot be a line (why
- * is set), or -ENOMEM. */
+/* Builds the `content: record` line for rec in fs->line: the value embedded as JSON when it is
+ * JSON, else as a string. Returns 0 or -ENOMEM. */
 static int build_line(struct files *fs, const struct sink_part *p,
-                      const struct sl_batch_record *rec, char *why, size_t size)
+                      const struct sl_batch_record *rec)
 {
     struct sl_buf *b = &fs->line;
     sl_buf_reset(b);
-    enum sl_json_type t = SL_JSON_NONE;
-    struct sl_err e = {{0}};
-    bool json = rec->value.p && sl_json_check(rec->value.p, rec->value.len, &t, &e) == 0;
-    if (fs->conf->content == FILES_VALUE) {
-        if (!json || t != SL_JSON_OBJECT) {
-            snprintf(why, size, "%s",
-                     !rec->value.p ? "null value"
-                     : !json       ? e.msg
-                                   : "value is JSON but not an object");
-            return 1;
-        }
+    bool json = rec->value.p && sl_json_check(rec->value.p, rec->value.len, NULL, NULL) == 0;
+    sl_buf_append_str(b, "{\"topic\":");
+    cli_json_str(b, p->topic, strlen(p->topic));
+    sl_buf_printf(b, ",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":", p->partition,
+                  (long long)rec->offset, (long long)rec->timestamp);
+    cli_json_key_headers(b, rec);
+    sl_buf_append_str(b, ",\"value\":");
+    if (json)
         append_one_line(b, rec->value.p, rec->value.len);
-    } else {
-        sl_buf_append_str(b, "{\"topic\":");
-        cli_json_str(b, p->topic, strlen(p->topic));
-        sl_buf_printf(b,
-                      ",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":", p->partition,
-                      (long long)rec->offset, (long long)rec->timestamp);
-        cli_json_key_headers(b, rec);
-        sl_buf_append_str(b, ",\"value\":");
-        if (json)
-            append_one_line(b, rec->value.p, rec->value.len);
-        else
-            cli_json_str(b, rec->value.p, rec->value.len);
-        sl_buf_append_str(b, "}");
-    }
-    sl_buf_append(b, "\n", 1);
+    else
+        cli_json_str(b, rec->value.p, rec->value.len);
+    sl_buf_append_str(b, "}\n");
     return sl_buf_error(b) ? -ENOMEM : 0;
 }
 
@@ -560,18 +578,19 @@ static int open_out(struct files *fs, struct sink_part *p, const char *rel, int6
     o->lo = lo;
     o->hi = hi;
     o->start = start;
-    sl_buf_init(&o->in);
+    sink_zchunk_init(&o->in);
     if (!(o->rel = sl_strdup(rel)))
         return sl_err_set(err, -ENOMEM, "out of memory");
     fp->nouts++; /* from here on epoch_drop releases it */
-    if (!(o->zf = sl_calloc(1, sizeof(*o->zf))))
+    if (!(o->zf = sl_malloc(sizeof(*o->zf))))
         return sl_err_set(err, -ENOMEM, "out of memory");
+    sink_zfile_init(o->zf, -1);
     char path[PATH_MAX];
     stage_name(fp, o, path, sizeof(path));
     o->zf->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (o->zf->fd < 0)
         return sl_err_set(err, -errno, "%s: %s", path, sl_strerror(-errno));
-    if (sl_buf_reserve(&o->in, IN_CHUNK) != 0)
+    if (sl_buf_reserve(&o->in.lines, IN_CHUNK) != 0)
         return sl_err_set(err, -ENOMEM, "out of memory");
     fp->last = fp->nouts - 1;
     return 0;
@@ -582,16 +601,16 @@ static int files_write(void *state, struct sink_part *p, const struct sl_batch_r
 {
     struct files *fs = state;
     struct fpart *fp = p->priv;
-    char why[600];
-    int rc = build_line(fs, p, rec, why, sizeof(why));
-    if (rc < 0)
-        return sl_err_set(err, rc, "out of memory");
-    if (rc == 1) {
-        if ((rc = sink_dead_letter(fs->s, p->topic, p->partition, rec, why, err)) != 0)
+    int rc;
+    bool values = fs->conf->content == FILES_VALUE;
+    if (values && !rec->value.p) {
+        if ((rc = sink_dead_letter(fs->s, p->topic, p->partition, rec, "null value", err)) != 0)
             return rc;
         fp->next = rec->offset + 1;
         return 0;
     }
+    if (!values && (rc = build_line(fs, p, rec)) != 0)
+        return sl_err_set(err, rc, "out of memory");
     int64_t ts = rec->timestamp < 0 ? 0 : rec->timestamp;
     struct fout *o = fp->nouts ? &fp->outs[fp->last] : NULL;
     if (!o || ts < o->lo || ts >= o->hi) {
@@ -618,9 +637,24 @@ static int files_write(void *state, struct sink_part *p, const struct sl_batch_r
             o = &fp->outs[fp->last];
         }
     }
-    if (sl_buf_append(&o->in, fs->line.data, fs->line.len) != 0)
+    if (values) {
+        /* Checked by the compressor thread (sink_zip.c), which also refuses what is not a JSON
+         * object. */
+        struct sink_zrec zr = {.offset = rec->offset,
+                               .timestamp = rec->timestamp,
+                               .vlen = (uint32_t)rec->value.len,
+                               .klen = rec->key.p ? (int32_t)rec->key.len : -1};
+        sl_buf_append(&o->in.lines, rec->value.p, rec->value.len);
+        sl_buf_append(&o->in.lines, "\n", 1);
+        sl_buf_append(&o->in.recs, &zr, sizeof(zr));
+        if (rec->key.p)
+            sl_buf_append(&o->in.keys, rec->key.p, rec->key.len);
+    } else {
+        sl_buf_append(&o->in.lines, fs->line.data, fs->line.len);
+    }
+    if (sl_buf_error(&o->in.lines) || sl_buf_error(&o->in.recs) || sl_buf_error(&o->in.keys))
         return sl_err_set(err, -ENOMEM, "out of memory");
-    if (o->in.len >= IN_CHUNK) {
+    if (o->in.lines.len >= IN_CHUNK) {
         if ((rc = chunk_out(fs, fp, o, err)) != 0)
             return rc;
         if ((int64_t)sink_zip_out_bytes(fs->zip, o->zf) >= fs->conf->roll_size)

@@ -1,18 +1,22 @@
 /* The files sink's compressor thread (see sink_zip.h for the file format and the flow). */
 #include "collector/cli/sink_zip.h"
 
+#include "common/json_read.h"
 #include "common/mem.h"
 
 #include <errno.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 struct zjob {
-    struct sink_zfile *f; /* borrowed */
-    struct sl_buf in;     /* owned */
+    struct sink_zfile *f;                         /* borrowed */
+    struct sink_zchunk c;                         /* owned */
+    struct sink_zreject *rejects, **rejects_tail; /* owned: found in c, for f */
+    int64_t first_ok;                             /* the first record of c kept, or -1 */
     struct zjob *next;
 };
 
@@ -32,6 +36,104 @@ struct sink_zip {
     bool stop;
 };
 
+void sink_zfile_init(struct sink_zfile *f, int fd)
+{
+    memset(f, 0, sizeof(*f));
+    f->fd = fd;
+    f->first_ok = -1;
+    f->rejects_tail = &f->rejects;
+}
+
+void sink_zfile_drop_rejects(struct sink_zfile *f)
+{
+    while (f->rejects) {
+        struct sink_zreject *r = f->rejects;
+        f->rejects = r->next;
+        sl_free(r);
+    }
+    f->rejects_tail = &f->rejects;
+}
+
+void sink_zchunk_init(struct sink_zchunk *c)
+{
+    sl_buf_init(&c->lines);
+    sl_buf_init(&c->recs);
+    sl_buf_init(&c->keys);
+}
+
+void sink_zchunk_fini(struct sink_zchunk *c)
+{
+    sl_buf_fini(&c->lines);
+    sl_buf_fini(&c->recs);
+    sl_buf_fini(&c->keys);
+}
+
+static void zchunk_reset(struct sink_zchunk *c)
+{
+    sl_buf_reset(&c->lines);
+    sl_buf_reset(&c->recs);
+    sl_buf_reset(&c->keys);
+}
+
+/* Replaces newlines (whitespace between tokens: JSON strings hold none raw) with spaces, so the
+ * value stays one line. */
+static void one_line(uint8_t *p, size_t n)
+{
+    if (!memchr(p, '\n', n) && !memchr(p, '\r', n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n' || p[i] == '\r')
+            p[i] = ' ';
+}
+
+/* Keeps the records of job->c whose value is a JSON object, packed at the front of lines, and
+ * moves the others to job->rejects. Returns 0 or -ENOMEM. */
+static int check_chunk(struct zjob *job)
+{
+    const struct sink_zrec *recs = (const struct sink_zrec *)job->c.recs.data;
+    size_t n = job->c.recs.len / sizeof(*recs);
+    uint8_t *lines = job->c.lines.data;
+    const uint8_t *keys = job->c.keys.data;
+    size_t at = 0, out = 0, kat = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sink_zrec *r = &recs[i];
+        uint8_t *v = lines + at;
+        enum sl_json_type t = SL_JSON_NONE;
+        struct sl_err e = {{0}};
+        bool json = sl_json_check(v, r->vlen, &t, &e) == 0;
+        bool ok = json && t == SL_JSON_OBJECT;
+        size_t klen = r->klen > 0 ? (size_t)r->klen : 0;
+        if (ok) {
+            one_line(v, r->vlen);
+            if (out != at)
+                memmove(lines + out, v, (size_t)r->vlen + 1);
+            out += (size_t)r->vlen + 1;
+            if (job->first_ok < 0)
+                job->first_ok = r->offset;
+        } else {
+            struct sink_zreject *x = sl_malloc(sizeof(*x) + klen + r->vlen);
+            if (!x)
+                return -ENOMEM;
+            x->next = NULL;
+            x->offset = r->offset;
+            x->timestamp = r->timestamp;
+            x->klen = r->klen;
+            x->vlen = r->vlen;
+            snprintf(x->why, sizeof(x->why), "%s",
+                     !json ? e.msg : "value is JSON but not an object");
+            if (klen)
+                memcpy(x->data, keys + kat, klen);
+            memcpy(x->data + klen, v, r->vlen);
+            *job->rejects_tail = x;
+            job->rejects_tail = &x->next;
+        }
+        at += (size_t)r->vlen + 1;
+        kat += klen;
+    }
+    job->c.lines.len = out;
+    return 0;
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -50,7 +152,11 @@ static int write_all(int fd, const uint8_t *p, size_t n)
  * -errno. Runs without the lock: the job's file is written by this thread only. */
 static int64_t compress_one(struct sink_zip *z, struct zjob *job)
 {
-    size_t bound = libdeflate_gzip_compress_bound(z->c, job->in.len);
+    if (job->c.recs.len && check_chunk(job) != 0)
+        return -ENOMEM;
+    if (job->c.lines.len == 0)
+        return 0; /* every record refused: no member */
+    size_t bound = libdeflate_gzip_compress_bound(z->c, job->c.lines.len);
     if (bound > z->out_cap) {
         uint8_t *n = sl_realloc(z->out, bound);
         if (!n)
@@ -58,7 +164,8 @@ static int64_t compress_one(struct sink_zip *z, struct zjob *job)
         z->out = n;
         z->out_cap = bound;
     }
-    size_t len = libdeflate_gzip_compress(z->c, job->in.data, job->in.len, z->out, z->out_cap);
+    size_t len =
+        libdeflate_gzip_compress(z->c, job->c.lines.data, job->c.lines.len, z->out, z->out_cap);
     if (len == 0)
         return -ENOBUFS; /* cannot happen with the bound's room */
     int rc = write_all(job->f->fd, z->out, len);
@@ -84,13 +191,30 @@ static void *zip_main(void *arg)
         pthread_mutex_unlock(&z->mu);
         int64_t rc = skip ? 0 : compress_one(z, job);
         pthread_mutex_lock(&z->mu);
-        if (rc < 0)
-            job->f->err = (int)rc;
-        else
-            job->f->out_bytes += (uint64_t)rc;
-        job->f->pending--;
+        struct sink_zfile *f = job->f;
+        if (rc < 0 && !f->err)
+            f->err = (int)rc;
+        if (rc >= 0) {
+            f->out_bytes += (uint64_t)rc;
+            if (f->first_ok < 0)
+                f->first_ok = job->first_ok;
+            if (job->rejects) {
+                *f->rejects_tail = job->rejects;
+                f->rejects_tail = job->rejects_tail;
+            }
+        } else {
+            while (job->rejects) {
+                struct sink_zreject *x = job->rejects;
+                job->rejects = x->next;
+                sl_free(x);
+            }
+        }
+        job->rejects = NULL;
+        job->rejects_tail = &job->rejects;
+        job->first_ok = -1;
+        f->pending--;
         job->f = NULL;
-        sl_buf_reset(&job->in);
+        zchunk_reset(&job->c);
         job->next = z->free;
         z->free = job;
         pthread_cond_broadcast(&z->done);
@@ -137,7 +261,7 @@ void sink_zip_free(struct sink_zip *z)
     while (z->free) {
         struct zjob *j = z->free;
         z->free = j->next;
-        sl_buf_fini(&j->in);
+        sink_zchunk_fini(&j->c);
         sl_free(j);
     }
     pthread_cond_destroy(&z->done);
@@ -148,9 +272,9 @@ void sink_zip_free(struct sink_zip *z)
     sl_free(z);
 }
 
-int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sl_buf *in)
+int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c)
 {
-    if (in->len == 0)
+    if (c->lines.len == 0)
         return 0;
     pthread_mutex_lock(&z->mu);
     while (z->queued >= z->queue_max && f->err == 0)
@@ -165,12 +289,14 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sl_buf *in)
     if (!job) {
         if (!(job = sl_calloc(1, sizeof(*job))))
             return -ENOMEM;
-        sl_buf_init(&job->in);
+        sink_zchunk_init(&job->c);
+        job->rejects_tail = &job->rejects;
+        job->first_ok = -1;
     }
     /* The chunk's storage goes to the worker; the caller carries on with the job's old one. */
-    struct sl_buf t = job->in;
-    job->in = *in;
-    *in = t;
+    struct sink_zchunk t = job->c;
+    job->c = *c;
+    *c = t;
     job->f = f;
     job->next = NULL;
     pthread_mutex_lock(&z->mu);

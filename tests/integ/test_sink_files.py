@@ -53,7 +53,9 @@ def bad_config(tmp):
 
 
 def dead_letters(tmp, srv, base_ms):
-    """content: value; every 50th value is not a JSON object."""
+    """content: value; every 50th value is not a JSON object, and the 5 records of a later hour
+    are all refused: that hour gets no file. Values are checked on the compressor thread, and a
+    file is named after the first record it keeps."""
     topic = "mixed"
     create_topic(srv.bootstrap, topic, 1)
 
@@ -61,26 +63,42 @@ def dead_letters(tmp, srv, base_ms):
         return b"plain text line %d" % i if i % 50 == 0 else b'{"id":%d,\n "x":"a"}' % i
     prod = Producer(srv.bootstrap, topic, 1000, 1, base_ms, hours=1, value=value)
     prod.run()
+    Producer(srv.bootstrap, topic, 5, 1, base_ms + 5 * 3600 * 1000, hours=1,
+             value=lambda i, ts: b"[%d]" % i).run()
     root = os.path.join(tmp, "mixed-root")
     conf = os.path.join(tmp, "mixed.yaml")
     write_conf(conf, type="files", group="mixed", topics=f"[{topic}]", bootstrap=f"[{srv.bootstrap}]",
                root=root, roll_age="300ms", session_timeout="3s",
                dead_letter=os.path.join(tmp, "mixed-dead.jsonl"), fetch_max_wait="100ms")
     s = Sink(conf, "mixed").start()
-    pos = wait_caught_up(lambda: committed(srv.bootstrap, "mixed", topic), {0: 1000}, 60)
+    pos = wait_caught_up(lambda: committed(srv.bootstrap, "mixed", topic), {0: 1005}, 60)
     rc = s.stop()
-    check(pos == {0: 1000} and rc == 0, f"value-mode sink committed everything ({pos}), exit {rc}")
+    check(pos == {0: 1005} and rc == 0, f"value-mode sink committed everything ({pos}), exit {rc}")
     ids = []
-    for f in glob.glob(os.path.join(root, "topic=mixed", "*", "*", "*.jsonl.gz")):
+    misnamed = []
+    files = glob.glob(os.path.join(root, "topic=mixed", "*", "*", "*.jsonl.gz"))
+    for f in files:
         with gzip.open(f, "rt") as g:
-            ids += [json.loads(line)["id"] for line in g]
+            got = [json.loads(line)["id"] for line in g]
+        ids += got
+        # offsets are the ids here: one partition, produced in order
+        if not got or not f.endswith(f"-{got[0]}.jsonl.gz"):
+            misnamed.append((os.path.basename(f), got[:1]))
     check(sorted(ids) == [i for i in range(1000) if i % 50], f"{len(ids)} JSON objects in files, "
           "one per line (newlines inside the value made spaces)")
+    check(files and not misnamed, f"each of {len(files)} files is named after the first record it "
+          f"keeps ({misnamed[:3]})")
+    check(not glob.glob(os.path.join(root, "topic=mixed", "*", "hour=15")),
+          "an hour whose records were all refused has no folder")
     with open(os.path.join(tmp, "mixed-dead.jsonl")) as f:
         dead = [json.loads(line) for line in f]
-    check(sorted(d["offset"] for d in dead) == list(range(0, 1000, 50)) and
-          all(d["value"].startswith("plain text") and d["topic"] == topic and d["error"]
-              for d in dead), f"{len(dead)} dead letters with offset, value and reason")
+    check(sorted(d["offset"] for d in dead) == list(range(0, 1000, 50)) + list(range(1000, 1005))
+          and all(d["topic"] == topic and d["error"] for d in dead) and
+          all(d["value"].startswith("plain text") and "not JSON" in d["error"]
+              for d in dead if d["offset"] < 1000) and
+          all(d["value"].startswith("[") and "not an object" in d["error"]
+              for d in dead if d["offset"] >= 1000),
+          f"{len(dead)} dead letters with offset, value and reason")
 
 
 def verify_tree(root, n, parts):
