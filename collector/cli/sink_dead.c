@@ -12,8 +12,10 @@
  *   set:   "P O T" for every line scanned or written by this process
  *
  * The set grows with the file (dead letters are rare); a reopen after logrotate keeps it, so
- * entries of the rotated-away file are still recognised by this process, but a process started
- * after the rotation does not see them (a record replayed across a rotation can be repeated). */
+ * entries of the rotated-away file are still recognised by this process, and a process that
+ * starts also reads the last rotated file, `<path>.1` (logrotate's name for it; with
+ * delaycompress it stays uncompressed), since a replay follows the crash that caused it closely.
+ * An entry that was rotated further (`.2.gz`) before its record was replayed can be repeated. */
 #include "collector/cli/sink.h"
 
 #include "common/log.h"
@@ -21,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -111,32 +114,24 @@ static bool get_int(const uint8_t *line, size_t n, const char *name, long long *
     return *end == 0;
 }
 
-/* Adds the (topic, partition, offset) of the file's lines after d->scanned to the set. A line
- * that is not a dead letter (edited by hand, cut short by a crash) is skipped. */
-static int scan(struct sink_dead *d, struct sl_err *err)
+/* Adds the (topic, partition, offset) of the lines of rfd (named path) from *scanned to size to
+ * the set, moving *scanned past each whole line. A line that is not a dead letter (edited by
+ * hand, cut short by a crash) is skipped. */
+static int scan_fd(struct sink_dead *d, int rfd, const char *path, off_t *scanned, off_t size,
+                   struct sl_err *err)
 {
-    struct stat st;
-    if (fstat(d->fd, &st) != 0)
-        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
-    if (st.st_size < d->scanned)
-        d->scanned = 0; /* truncated by hand */
-    if (st.st_size == d->scanned)
-        return 0;
-    int rfd = open(d->path, O_RDONLY | O_CLOEXEC);
-    if (rfd < 0)
-        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
     struct sl_buf line, topic;
     sl_buf_init(&line);
     sl_buf_init(&topic);
     uint8_t chunk[65536];
-    off_t pos = d->scanned;
+    off_t pos = *scanned;
     int rc = 0;
-    while (rc == 0 && pos < st.st_size) {
-        ssize_t r = pread(rfd, chunk, (size_t)SL_MIN((off_t)sizeof(chunk), st.st_size - pos), pos);
+    while (rc == 0 && pos < size) {
+        ssize_t r = pread(rfd, chunk, (size_t)SL_MIN((off_t)sizeof(chunk), size - pos), pos);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            rc = sl_err_set(err, r < 0 ? -errno : -EIO, "dead-letter file %s: read: %s", d->path,
+            rc = sl_err_set(err, r < 0 ? -errno : -EIO, "dead-letter file %s: read: %s", path,
                             r < 0 ? sl_strerror(-errno) : "cut short");
             break;
         }
@@ -146,7 +141,7 @@ static int scan(struct sink_dead *d, struct sl_err *err)
                 sl_buf_append(&line, &chunk[i], 1);
                 continue;
             }
-            d->scanned += (off_t)line.len + 1;
+            *scanned += (off_t)line.len + 1;
             long long part, off;
             enum sl_json_type jt = SL_JSON_NONE;
             struct sl_json_val t = {SL_JSON_NONE, NULL, 0};
@@ -166,8 +161,52 @@ static int scan(struct sink_dead *d, struct sl_err *err)
     }
     sl_buf_fini(&line);
     sl_buf_fini(&topic);
+    return rc;
+}
+
+/* Adds the lines appended to the file since the last look to the set. */
+static int scan(struct sink_dead *d, struct sl_err *err)
+{
+    struct stat st;
+    if (fstat(d->fd, &st) != 0)
+        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
+    if (st.st_size < d->scanned)
+        d->scanned = 0; /* truncated by hand */
+    if (st.st_size == d->scanned)
+        return 0;
+    int rfd = open(d->path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return sl_err_set(err, -errno, "dead-letter file %s: %s", d->path, sl_strerror(-errno));
+    int rc = scan_fd(d, rfd, d->path, &d->scanned, st.st_size, err);
     close(rfd);
     return rc;
+}
+
+/* Adds the entries of the last rotated file, if there is one; only memory running out is an
+ * error (an unreadable old file only weakens the guard against repeats, and is logged). */
+static int scan_rotated(struct sink_dead *d, struct sl_err *err)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s.1", d->path) >= (int)sizeof(path))
+        return 0;
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0) {
+        if (errno != ENOENT)
+            SL_WARN("sink", "dead-letter file %s: %m; its entries may be repeated", path);
+        return 0;
+    }
+    struct stat st;
+    off_t at = 0;
+    struct sl_err e = {{0}};
+    int rc = fstat(rfd, &st) == 0 && S_ISREG(st.st_mode)
+                 ? scan_fd(d, rfd, path, &at, st.st_size, &e)
+                 : 0;
+    close(rfd);
+    if (rc == -ENOMEM)
+        return sl_err_set(err, rc, "out of memory");
+    if (rc != 0)
+        SL_WARN("sink", "%s; its entries may be repeated", e.msg);
+    return 0;
 }
 
 static int open_fd(const char *path, struct sl_err *err)
@@ -188,9 +227,10 @@ int sink_dead_open(const char *path, struct sink_dead **out, struct sl_err *err)
     sl_buf_init(&d->out);
     sl_buf_init(&d->key);
     d->fd = open_fd(path, err);
-    if (d->fd < 0) {
-        int rc = d->fd;
-        d->fd = -1;
+    int rc = d->fd < 0 ? d->fd : scan_rotated(d, err);
+    if (rc != 0) {
+        if (d->fd < 0)
+            d->fd = -1;
         sink_dead_free(d);
         return rc;
     }
