@@ -70,6 +70,7 @@ struct files_conf {
     int64_t roll_age_ms;
     int content; /* FILES_VALUE, FILES_RECORD */
     int64_t level;
+    int64_t threads;
     int64_t max_open;
     int grain; /* derived from layout: GRAIN_* */
 };
@@ -195,6 +196,14 @@ static const struct sl_conf_opt files_opts[] = {
      .max = 9,
      .help = "gzip level: 1 fastest, 9 smallest (a file is a series of gzip members, one per "
              "256 KiB of lines, which every gzip reader takes as one stream)"},
+    {.name = "compress_threads",
+     .type = SL_CONF_INT,
+     .offset = offsetof(struct files_conf, threads),
+     .def = "2",
+     .min = 1,
+     .max = SINK_ZIP_WORKERS_MAX,
+     .help = "threads that check values and compress lines, beside the one that fetches; each "
+             "busy one takes a core"},
     {.name = "max_open_files",
      .type = SL_CONF_INT,
      .offset = offsetof(struct files_conf, max_open),
@@ -219,8 +228,8 @@ const struct sl_conf_section sink_files_section = {
  * trailer and its fresh dictionary cost nothing that shows, small enough to keep the bytes held
  * per open file (max_open_files per partition) modest. */
 #define IN_CHUNK (256u << 10)
-/* Chunks waiting for the compressor before the driver waits too. */
-#define ZIP_QUEUE 4
+/* Chunks per compressor thread waiting before the driver waits too. */
+#define ZIP_QUEUE 2
 
 /* One file of the open epoch. */
 struct fout {
@@ -762,7 +771,8 @@ static int files_open(struct sink *s, void *conf, void **state, struct sl_err *e
     sl_buf_init(&fs->path);
     int rc = mkdirs(fs->conf->root, err);
     if (rc == 0)
-        rc = sink_zip_new((int)fs->conf->level, ZIP_QUEUE, &fs->zip, err);
+        rc = sink_zip_new((int)fs->conf->level, (unsigned)fs->conf->threads,
+                          ZIP_QUEUE * (unsigned)fs->conf->threads, &fs->zip, err);
     if (rc != 0) {
         sl_free(fs);
         return rc;

@@ -1,10 +1,12 @@
 /* The files sink's compressor thread (see sink_zip.h for the file format and the flow). */
 #include "collector/cli/sink_zip.h"
 
+#include "common/base.h"
 #include "common/json_read.h"
 #include "common/mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,20 +16,29 @@
 
 struct zjob {
     struct sink_zfile *f;                         /* borrowed */
+    uint64_t seq;                                 /* its place among f's chunks */
     struct sink_zchunk c;                         /* owned */
     struct sink_zreject *rejects, **rejects_tail; /* owned: found in c, for f */
     int64_t first_ok;                             /* the first record of c kept, or -1 */
     struct zjob *next;
 };
 
-struct sink_zip {
+/* One worker thread and what only it touches. */
+struct zworker {
+    struct sink_zip *z; /* borrowed */
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t work;             /* a job was queued, or stop */
-    pthread_cond_t done;             /* a job finished */
-    struct libdeflate_compressor *c; /* worker only */
-    uint8_t *out;                    /* worker only, owned: out_cap bytes */
+    bool started;
+    struct libdeflate_compressor *c; /* owned */
+    uint8_t *out;                    /* owned: out_cap bytes */
     size_t out_cap;
+};
+
+struct sink_zip {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a job was queued, or stop */
+    pthread_cond_t done; /* a job finished, or a file's turn moved */
+    struct zworker w[SINK_ZIP_WORKERS_MAX];
+    unsigned nworkers;
     unsigned queue_max;
     /* under mu */
     struct zjob *head, *tail; /* queued, oldest first */
@@ -150,31 +161,48 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 /* Compresses one chunk into a gzip member and appends it. Returns the bytes written, or
  * -errno. Runs without the lock: the job's file is written by this thread only. */
-static int64_t compress_one(struct sink_zip *z, struct zjob *job)
+/* Checks and compresses job's chunk into w->out. Returns the member's length (0: nothing
+ * kept), or -ENOMEM. Runs without the lock, on data only this worker touches. */
+static int64_t compress_one(struct zworker *w, struct zjob *job)
 {
     if (job->c.recs.len && check_chunk(job) != 0)
         return -ENOMEM;
     if (job->c.lines.len == 0)
         return 0; /* every record refused: no member */
-    size_t bound = libdeflate_gzip_compress_bound(z->c, job->c.lines.len);
-    if (bound > z->out_cap) {
-        uint8_t *n = sl_realloc(z->out, bound);
+    size_t bound = libdeflate_gzip_compress_bound(w->c, job->c.lines.len);
+    if (bound > w->out_cap) {
+        uint8_t *n = sl_realloc(w->out, bound);
         if (!n)
             return -ENOMEM;
-        z->out = n;
-        z->out_cap = bound;
+        w->out = n;
+        w->out_cap = bound;
     }
     size_t len =
-        libdeflate_gzip_compress(z->c, job->c.lines.data, job->c.lines.len, z->out, z->out_cap);
-    if (len == 0)
-        return -ENOBUFS; /* cannot happen with the bound's room */
-    int rc = write_all(job->f->fd, z->out, len);
-    return rc < 0 ? rc : (int64_t)len;
+        libdeflate_gzip_compress(w->c, job->c.lines.data, job->c.lines.len, w->out, w->out_cap);
+    return len ? (int64_t)len : -ENOBUFS; /* 0 cannot happen with the bound's room */
 }
 
+/* Appends the member; returns 0 or -errno. Only the worker whose turn it is in f writes. */
+static int write_member(struct zworker *w, struct sink_zfile *f, size_t len)
+{
+    int rc = write_all(f->fd, w->out, len);
+    if (rc < 0)
+        return rc;
+    /* Start the disk write now, so the fsync before the rename has little left to wait for
+     * (the driver fetches nothing while it waits). Only a hint: errors show at the fsync. */
+    (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    return 0;
+}
+
+/*
+ * Workers take chunks in queue order and compress them side by side; a file's members are
+ * written in its chunks' order: a worker done early waits for the chunk before its own, which
+ * another worker holds (it was queued, so taken, earlier), so waiting always ends.
+ */
 static void *zip_main(void *arg)
 {
-    struct sink_zip *z = arg;
+    struct zworker *w = arg;
+    struct sink_zip *z = w->z;
     pthread_setname_np(pthread_self(), "sluice-gzip"); /* for top -H and perf */
     pthread_mutex_lock(&z->mu);
     for (;;) {
@@ -187,31 +215,40 @@ static void *zip_main(void *arg)
         if (!z->head)
             z->tail = NULL;
         z->queued--;
-        bool skip = job->f->err != 0;
-        pthread_mutex_unlock(&z->mu);
-        int64_t rc = skip ? 0 : compress_one(z, job);
-        pthread_mutex_lock(&z->mu);
         struct sink_zfile *f = job->f;
+        bool skip = f->err != 0;
+        pthread_mutex_unlock(&z->mu);
+        int64_t rc = skip ? 0 : compress_one(w, job);
+        pthread_mutex_lock(&z->mu);
+        while (f->done_seq != job->seq)
+            pthread_cond_wait(&z->done, &z->mu);
+        if (rc > 0 && !f->err) {
+            pthread_mutex_unlock(&z->mu);
+            int wr = write_member(w, f, (size_t)rc);
+            pthread_mutex_lock(&z->mu);
+            if (wr < 0)
+                rc = wr;
+        }
         if (rc < 0 && !f->err)
             f->err = (int)rc;
-        if (rc >= 0) {
+        if (rc >= 0 && !f->err) {
             f->out_bytes += (uint64_t)rc;
             if (f->first_ok < 0)
                 f->first_ok = job->first_ok;
             if (job->rejects) {
                 *f->rejects_tail = job->rejects;
                 f->rejects_tail = job->rejects_tail;
-            }
-        } else {
-            while (job->rejects) {
-                struct sink_zreject *x = job->rejects;
-                job->rejects = x->next;
-                sl_free(x);
+                job->rejects = NULL;
             }
         }
-        job->rejects = NULL;
+        while (job->rejects) {
+            struct sink_zreject *x = job->rejects;
+            job->rejects = x->next;
+            sl_free(x);
+        }
         job->rejects_tail = &job->rejects;
         job->first_ok = -1;
+        f->done_seq++;
         f->pending--;
         job->f = NULL;
         zchunk_reset(&job->c);
@@ -223,27 +260,30 @@ static void *zip_main(void *arg)
     return NULL;
 }
 
-int sink_zip_new(int level, unsigned queue_max, struct sink_zip **out, struct sl_err *err)
+int sink_zip_new(int level, unsigned workers, unsigned queue_max, struct sink_zip **out,
+                 struct sl_err *err)
 {
     struct sink_zip *z = sl_calloc(1, sizeof(*z));
     if (!z)
         return sl_err_set(err, -ENOMEM, "out of memory");
     z->queue_max = queue_max ? queue_max : 1;
-    if (!(z->c = libdeflate_alloc_compressor(level))) {
-        sl_free(z);
-        return sl_err_set(err, -ENOMEM, "out of memory (gzip level %d)", level);
-    }
     pthread_mutex_init(&z->mu, NULL);
     pthread_cond_init(&z->work, NULL);
     pthread_cond_init(&z->done, NULL);
-    int rc = pthread_create(&z->thread, NULL, zip_main, z);
-    if (rc != 0) {
-        pthread_cond_destroy(&z->done);
-        pthread_cond_destroy(&z->work);
-        pthread_mutex_destroy(&z->mu);
-        libdeflate_free_compressor(z->c);
-        sl_free(z);
-        return sl_err_set(err, -rc, "cannot start the compressor thread: %s", sl_strerror(-rc));
+    z->nworkers = SL_MAX(1u, SL_MIN(workers, (unsigned)SINK_ZIP_WORKERS_MAX));
+    for (unsigned i = 0; i < z->nworkers; i++) {
+        struct zworker *w = &z->w[i];
+        w->z = z;
+        if (!(w->c = libdeflate_alloc_compressor(level))) {
+            sink_zip_free(z);
+            return sl_err_set(err, -ENOMEM, "out of memory (gzip level %d)", level);
+        }
+        int rc = pthread_create(&w->thread, NULL, zip_main, w);
+        if (rc != 0) {
+            sink_zip_free(z);
+            return sl_err_set(err, -rc, "cannot start a compressor thread: %s", sl_strerror(-rc));
+        }
+        w->started = true;
     }
     *out = z;
     return 0;
@@ -255,9 +295,16 @@ void sink_zip_free(struct sink_zip *z)
         return;
     pthread_mutex_lock(&z->mu);
     z->stop = true;
-    pthread_cond_signal(&z->work);
+    pthread_cond_broadcast(&z->work);
     pthread_mutex_unlock(&z->mu);
-    pthread_join(z->thread, NULL);
+    for (unsigned i = 0; i < z->nworkers; i++) {
+        struct zworker *w = &z->w[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        if (w->c)
+            libdeflate_free_compressor(w->c);
+        sl_free(w->out);
+    }
     while (z->free) {
         struct zjob *j = z->free;
         z->free = j->next;
@@ -267,8 +314,6 @@ void sink_zip_free(struct sink_zip *z)
     pthread_cond_destroy(&z->done);
     pthread_cond_destroy(&z->work);
     pthread_mutex_destroy(&z->mu);
-    libdeflate_free_compressor(z->c);
-    sl_free(z->out);
     sl_free(z);
 }
 
@@ -300,6 +345,7 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c
     job->f = f;
     job->next = NULL;
     pthread_mutex_lock(&z->mu);
+    job->seq = f->put_seq++;
     f->pending++;
     if (z->tail)
         z->tail->next = job;

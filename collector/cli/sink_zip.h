@@ -19,7 +19,8 @@
  *   lines ─> chunk ─ put ─> [queue, at most queue_max] ─> check ─> compress ─> write(fd)
  *   finalize: wait(file) until its chunks are written, take its rejects, then fsync, rename
  *
- * Chunks of one file are written in the order they were put (one worker, one FIFO queue).
+ * Workers compress chunks side by side; the chunks of one file are written in the order they
+ * were put.
  * A chunk with records (`recs`) holds raw values, one per line: the worker keeps those that
  * are JSON objects (whitespace newlines made spaces, so each stays one line) and moves the
  * others, with their key, to the file's rejects, which the driver sends to the dead-letter file
@@ -47,7 +48,7 @@ struct sink_zreject {
     int64_t offset, timestamp;
     int32_t klen; /* -1: null key */
     uint32_t vlen;
-    char why[512]; /* as long as an sl_err message */
+    char why[512];  /* as long as an sl_err message */
     uint8_t data[]; /* the key's klen bytes, then the value's vlen */
 };
 
@@ -59,6 +60,7 @@ struct sink_zfile {
     uint64_t out_bytes; /* compressed bytes written */
     int err;            /* the first write error (-errno); later chunks are dropped */
     int64_t first_ok;   /* offset of the first record kept, -1 before one (chunks with recs) */
+    uint64_t put_seq, done_seq; /* chunks put; chunks written (members go in put order) */
     struct sink_zreject *rejects, **rejects_tail; /* owned: in offset order */
 };
 
@@ -70,9 +72,13 @@ void sink_zfile_drop_rejects(struct sink_zfile *f);
 void sink_zchunk_init(struct sink_zchunk *c);
 void sink_zchunk_fini(struct sink_zchunk *c);
 
-/* Starts the worker with a libdeflate level (1..12). Returns 0 and *out, or an error. */
-int sink_zip_new(int level, unsigned queue_max, struct sink_zip **out, struct sl_err *err);
-/* Waits for every chunk, stops the worker and frees; NULL-safe. */
+#define SINK_ZIP_WORKERS_MAX 16
+
+/* Starts `workers` threads (1..SINK_ZIP_WORKERS_MAX) compressing at a libdeflate level
+ * (1..12). Returns 0 and *out, or an error. */
+int sink_zip_new(int level, unsigned workers, unsigned queue_max, struct sink_zip **out,
+                 struct sl_err *err);
+/* Waits for every chunk, stops the workers and frees; NULL-safe. */
 void sink_zip_free(struct sink_zip *z);
 /* Hands chunk c (whole lines) to the worker for f; c is left empty (its storage may be swapped
  * for a recycled chunk's). Blocks while queue_max chunks are waiting. Returns 0, f's earlier
