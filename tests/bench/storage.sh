@@ -1,6 +1,6 @@
 #!/bin/bash
 # Collector storage benchmark: runs sl-test-bench_storage 3 times and prints the median of each
-# figure with its ratio to the same-run baseline measured just before it (plain write() loop;
+# figure with its ratio to the same-run baseline measured beside it (plain write() loop;
 # write + fdatasync per batch). never/interval use the shipped validate_records: false;
 # never_records decodes every record (against a loop validating the same way); crc_floor is a
 # plain loop checking header and CRC-32C, the most a checking append can reach. For group
@@ -57,7 +57,7 @@ def show(name, base=None, target=None):
     s += "  runs: " + ", ".join(f"{v:g}" for v in vals[name])
     print(s)
 print("medians of 3 runs; each ratio is the median of the per-run ratios to the baseline "
-      "measured just before it")
+      "measured beside it (never, interval, crc_floor: before and after, ABBA)")
 for sz in ("64k", "1m"):
     show(f"{sz}.never.baseline")
     show(f"{sz}.never", f"{sz}.never.baseline", 0.9)

@@ -225,13 +225,46 @@ static double storage_append(const char *dir, struct sl_buf *b, long n, enum col
 }
 
 /*
- * Each storage figure is printed with a baseline measured just before it (`<name>.baseline`),
- * because page-cache throughput on a shared machine drifts by 2x within a minute: a ratio to
- * an adjacent run says more than one to a baseline taken once. never and interval run with the
+ * Each storage figure is printed with a baseline measured beside it (`<name>.baseline`: just
+ * before it, or around it for never, interval and crc_floor), because page-cache throughput on
+ * a shared machine drifts by 2x within a minute: a ratio to an adjacent run says more than one
+ * to a baseline taken once. never and interval run with the
  * shipped `validate_records: false` (header and CRC-32C checked); crc_floor is the plain loop
  * checking the header and CRC the same way: the most any append that checks them can reach.
  * never_records also decodes every record, against a baseline loop that validates the same way.
  */
+enum subject { PLAIN, NEVER, INTERVAL, CRC_FLOOR };
+
+static double measure(enum subject what, const char *dir, struct sl_buf *b, long n)
+{
+    switch (what) {
+    case NEVER:
+        return storage_append(dir, b, n, COLL_FSYNC_NEVER, 0);
+    case INTERVAL:
+        return storage_append(dir, b, n, COLL_FSYNC_INTERVAL, 0);
+    case CRC_FLOOR:
+        return plain_write_v(dir, b, n, 0, CHECK_CRC);
+    case PLAIN:
+        break;
+    }
+    return plain_write(dir, b, n, 0);
+}
+
+/* Measures `what` and its baseline (the plain loop) in the order baseline, what, what,
+ * baseline, half the batches each time, and prints both as total bytes over total time: a
+ * drift of the page cache's speed during the four runs hits both alike. */
+static void abba(const char *tag, const char *name, enum subject what, const char *dir,
+                 struct sl_buf *b, long n)
+{
+    double t_base = 0, t_what = 0, bytes = (double)b->len * (double)(n / 2) / 1e6;
+    t_base += bytes / measure(PLAIN, dir, b, n / 2);
+    t_what += bytes / measure(what, dir, b, n / 2);
+    t_what += bytes / measure(what, dir, b, n / 2);
+    t_base += bytes / measure(PLAIN, dir, b, n / 2);
+    printf("RESULT %s.%s.baseline %.1f MB/s\n", tag, name, 2 * bytes / t_base);
+    printf("RESULT %s.%s %.1f MB/s\n", tag, name, 2 * bytes / t_what);
+}
+
 static void bench_append(const char *dir, long total_mb, long sync_batches_64k)
 {
     static const size_t sizes[] = {64 << 10, 1 << 20};
@@ -244,13 +277,9 @@ static void bench_append(const char *dir, long total_mb, long sync_batches_64k)
         long ns = s == 0 ? sync_batches_64k : sync_batches_64k / 8;
         plain_write(dir, &b, n / 4, 0); /* warm-up: page cache, file system */
         g_validate_records = false;
-        printf("RESULT %s.never.baseline %.1f MB/s\n", tag, plain_write(dir, &b, n, 0));
-        printf("RESULT %s.never %.1f MB/s\n", tag, storage_append(dir, &b, n, COLL_FSYNC_NEVER, 0));
-        printf("RESULT %s.interval.baseline %.1f MB/s\n", tag, plain_write(dir, &b, n, 0));
-        printf("RESULT %s.interval %.1f MB/s\n", tag,
-               storage_append(dir, &b, n, COLL_FSYNC_INTERVAL, 0));
-        printf("RESULT %s.crc_floor.baseline %.1f MB/s\n", tag, plain_write(dir, &b, n, 0));
-        printf("RESULT %s.crc_floor %.1f MB/s\n", tag, plain_write_v(dir, &b, n, 0, CHECK_CRC));
+        abba(tag, "never", NEVER, dir, &b, n);
+        abba(tag, "interval", INTERVAL, dir, &b, n);
+        abba(tag, "crc_floor", CRC_FLOOR, dir, &b, n);
         g_validate_records = true;
         printf("RESULT %s.never_records.baseline %.1f MB/s\n", tag,
                plain_write_v(dir, &b, n, 0, CHECK_RECORDS));
