@@ -330,7 +330,11 @@ __attribute__((target(CRC32C_FOLD_TARGET))) static uint32_t crc32c_fold(uint32_t
         p += 16;
         n -= 16;
     }
-    return crc32c_hw_1way(crc32c_reduce128(y), p, n);
+    uint32_t r = crc32c_reduce128(y);
+    /* Clean upper register halves: otherwise every later context switch saves the wide state,
+     * and code built for SSE may pay a transition (the compiler adds no vzeroupper here). */
+    _mm256_zeroupper();
+    return crc32c_hw_1way(r, p, n);
 }
 
 /* x^(8 bytes - 33) mod P (bytes a multiple of 8, at least 8): mul33(c, it) appends `bytes` zero
@@ -402,6 +406,7 @@ crc32c_fold_mixed(uint32_t c, const uint8_t *p, size_t n)
     r = crc32c_mul33(r, k) ^ (uint32_t)c2;
     r = crc32c_mul33(r, k) ^ (uint32_t)c3;
     size_t done = (STEP + 3 * LANE) * m;
+    _mm256_zeroupper(); /* as in crc32c_fold */
     return crc32c_hw_1way(r, p + done, n - done);
 }
 
