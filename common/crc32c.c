@@ -262,14 +262,14 @@ crc32c_hw_block(uint32_t c, const uint8_t *p, size_t lane, const uint32_t op[4][
 
 #define CRC32C_FOLD_TARGET "avx512f,vpclmulqdq,pclmul,sse4.2"
 
-__attribute__((target(CRC32C_FOLD_TARGET))) static inline __m512i
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline __m512i
 crc32c_fold512(__m512i x, __m512i k, __m512i next)
 {
     return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00),
                                      _mm512_clmulepi64_epi128(x, k, 0x11), next, 0x96);
 }
 
-__attribute__((target(CRC32C_FOLD_TARGET))) static inline __m128i
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline __m128i
 crc32c_fold128(__m128i x, const uint64_t k[2])
 {
     __m128i kk = _mm_set_epi64x((long long)k[1], (long long)k[0]);
@@ -277,7 +277,8 @@ crc32c_fold128(__m128i x, const uint64_t k[2])
 }
 
 /* The four accumulators' 16 lanes, each 16 bytes after the one before, as one 128-bit block. */
-__attribute__((target(CRC32C_FOLD_TARGET))) static inline __m128i crc32c_lanes_to_128(__m512i a)
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline __m128i
+crc32c_lanes_to_128(__m512i a)
 {
     return _mm_xor_si128(
         _mm_xor_si128(crc32c_fold128(_mm512_extracti32x4_epi32(a, 0), crc32c_k384),
@@ -287,44 +288,69 @@ __attribute__((target(CRC32C_FOLD_TARGET))) static inline __m128i crc32c_lanes_t
 }
 
 /* The register after a 16-byte block that stands for everything before it. */
-__attribute__((target(CRC32C_FOLD_TARGET))) static inline uint32_t crc32c_reduce128(__m128i y)
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline uint32_t
+crc32c_reduce128(__m128i y)
 {
     uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(y));
     return (uint32_t)_mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(y, 1));
+}
+
+/* A fold constant pair in each 128-bit lane. */
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline __m512i
+crc32c_bcast(const uint64_t k[2])
+{
+    return _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k[1], (long long)k[0]));
+}
+
+/* The four accumulators over the first 256 bytes; the register enters as an xor over the first
+ * 32 message bits. */
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline void
+crc32c_fold_load(__m512i a[4], uint32_t c, const uint8_t *p)
+{
+    a[0] = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, c));
+    a[1] = _mm512_loadu_si512(p + 64);
+    a[2] = _mm512_loadu_si512(p + 128);
+    a[3] = _mm512_loadu_si512(p + 192);
+}
+
+/* Folds the accumulators over the next 256 bytes at p (k: the D = 2048 pair). */
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline void
+crc32c_fold_step(__m512i a[4], __m512i k, const uint8_t *p)
+{
+    a[0] = crc32c_fold512(a[0], k, _mm512_loadu_si512(p));
+    a[1] = crc32c_fold512(a[1], k, _mm512_loadu_si512(p + 64));
+    a[2] = crc32c_fold512(a[2], k, _mm512_loadu_si512(p + 128));
+    a[3] = crc32c_fold512(a[3], k, _mm512_loadu_si512(p + 192));
+}
+
+/* The four accumulators as one, standing for the last 64 bytes (k: the D = 512 pair). */
+__attribute__((target(CRC32C_FOLD_TARGET), always_inline)) static inline __m512i
+crc32c_fold_merge(const __m512i a[4], __m512i k)
+{
+    return crc32c_fold512(crc32c_fold512(crc32c_fold512(a[0], k, a[1]), k, a[2]), k, a[3]);
 }
 
 /* The folding path (see the top of the file); n >= 256. */
 __attribute__((target(CRC32C_FOLD_TARGET))) static uint32_t crc32c_fold(uint32_t c,
                                                                         const uint8_t *p, size_t n)
 {
-    const __m512i k2048 = _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)crc32c_k2048[1], (long long)crc32c_k2048[0]));
-    const __m512i k512 = _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)crc32c_k512[1], (long long)crc32c_k512[0]));
-    /* The register enters as an xor over the first 32 message bits. */
-    __m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, c));
-    __m512i a1 = _mm512_loadu_si512(p + 64);
-    __m512i a2 = _mm512_loadu_si512(p + 128);
-    __m512i a3 = _mm512_loadu_si512(p + 192);
+    const __m512i k2048 = crc32c_bcast(crc32c_k2048), k512 = crc32c_bcast(crc32c_k512);
+    __m512i a[4];
+    crc32c_fold_load(a, c, p);
     p += 256;
     n -= 256;
     while (n >= 256) {
-        a0 = crc32c_fold512(a0, k2048, _mm512_loadu_si512(p));
-        a1 = crc32c_fold512(a1, k2048, _mm512_loadu_si512(p + 64));
-        a2 = crc32c_fold512(a2, k2048, _mm512_loadu_si512(p + 128));
-        a3 = crc32c_fold512(a3, k2048, _mm512_loadu_si512(p + 192));
+        crc32c_fold_step(a, k2048, p);
         p += 256;
         n -= 256;
     }
-    a1 = crc32c_fold512(a0, k512, a1);
-    a2 = crc32c_fold512(a1, k512, a2);
-    a3 = crc32c_fold512(a2, k512, a3);
+    __m512i one = crc32c_fold_merge(a, k512);
     while (n >= 64) {
-        a3 = crc32c_fold512(a3, k512, _mm512_loadu_si512(p));
+        one = crc32c_fold512(one, k512, _mm512_loadu_si512(p));
         p += 64;
         n -= 64;
     }
-    __m128i y = crc32c_lanes_to_128(a3);
+    __m128i y = crc32c_lanes_to_128(one);
     while (n >= 16) {
         y = _mm_xor_si128(crc32c_fold128(y, crc32c_k128), _mm_loadu_si128((const void *)p));
         p += 16;
@@ -369,23 +395,13 @@ crc32c_fold_mixed(uint32_t c, const uint8_t *p, size_t n)
     enum { STEP = 256, LANE = 40 };
     size_t m = n / (STEP + 3 * LANE), lane = LANE * m;
     const uint8_t *q = p + STEP * m; /* lane 1; lanes 2 and 3 follow */
-    const __m512i k2048 = _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)crc32c_k2048[1], (long long)crc32c_k2048[0]));
-    const __m512i k512 = _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)crc32c_k512[1], (long long)crc32c_k512[0]));
-    __m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, c));
-    __m512i a1 = _mm512_loadu_si512(p + 64);
-    __m512i a2 = _mm512_loadu_si512(p + 128);
-    __m512i a3 = _mm512_loadu_si512(p + 192);
+    const __m512i k2048 = crc32c_bcast(crc32c_k2048);
+    __m512i a[4];
+    crc32c_fold_load(a, c, p);
     uint64_t c1 = 0, c2 = 0, c3 = 0;
     for (size_t i = 0; i < m; i++) {
-        if (i > 0) {
-            const uint8_t *f = p + STEP * i;
-            a0 = crc32c_fold512(a0, k2048, _mm512_loadu_si512(f));
-            a1 = crc32c_fold512(a1, k2048, _mm512_loadu_si512(f + 64));
-            a2 = crc32c_fold512(a2, k2048, _mm512_loadu_si512(f + 128));
-            a3 = crc32c_fold512(a3, k2048, _mm512_loadu_si512(f + 192));
-        }
+        if (i > 0)
+            crc32c_fold_step(a, k2048, p + STEP * i);
         const uint8_t *l = q + LANE * i;
         for (size_t w = 0; w < LANE; w += 8) {
             uint64_t w1, w2, w3;
@@ -397,11 +413,9 @@ crc32c_fold_mixed(uint32_t c, const uint8_t *p, size_t n)
             c3 = _mm_crc32_u64(c3, w3);
         }
     }
-    a1 = crc32c_fold512(a0, k512, a1);
-    a2 = crc32c_fold512(a1, k512, a2);
-    a3 = crc32c_fold512(a2, k512, a3);
     uint32_t k = crc32c_zeros_factor(lane);
-    uint32_t r = crc32c_reduce128(crc32c_lanes_to_128(a3));
+    uint32_t r =
+        crc32c_reduce128(crc32c_lanes_to_128(crc32c_fold_merge(a, crc32c_bcast(crc32c_k512))));
     r = crc32c_mul33(r, k) ^ (uint32_t)c1;
     r = crc32c_mul33(r, k) ^ (uint32_t)c2;
     r = crc32c_mul33(r, k) ^ (uint32_t)c3;
