@@ -123,6 +123,15 @@ static int string(struct jr *r)
     return fail(r, "unterminated string");
 }
 
+/* Skips a run of digits; returns how many. */
+static size_t digits(struct jr *r)
+{
+    size_t from = r->i;
+    while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
+        r->i++;
+    return r->i - from;
+}
+
 static int number(struct jr *r)
 {
     if (r->p[r->i] == '-')
@@ -132,27 +141,20 @@ static int number(struct jr *r)
     if (r->p[r->i] == '0') {
         r->i++;
     } else if (r->p[r->i] >= '1' && r->p[r->i] <= '9') {
-        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
-            r->i++;
+        digits(r);
     } else {
         return fail(r, "bad number");
     }
     if (r->i < r->n && r->p[r->i] == '.') {
         r->i++;
-        size_t d = r->i;
-        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
-            r->i++;
-        if (r->i == d)
+        if (digits(r) == 0)
             return fail(r, "bad number");
     }
     if (r->i < r->n && (r->p[r->i] == 'e' || r->p[r->i] == 'E')) {
         r->i++;
         if (r->i < r->n && (r->p[r->i] == '+' || r->p[r->i] == '-'))
             r->i++;
-        size_t d = r->i;
-        while (r->i < r->n && r->p[r->i] >= '0' && r->p[r->i] <= '9')
-            r->i++;
-        if (r->i == d)
+        if (digits(r) == 0)
             return fail(r, "bad number");
     }
     return 0;
@@ -354,6 +356,16 @@ int sl_json_unescape(const struct sl_json_val *v, struct sl_buf *b)
         p += 2;
     }
     return sl_buf_error(b);
+}
+
+void sl_json_one_line(void *text, size_t n)
+{
+    uint8_t *p = text;
+    if (!memchr(p, '\n', n) && !memchr(p, '\r', n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n' || p[i] == '\r')
+            p[i] = ' ';
 }
 
 bool sl_json_has_nul(const struct sl_json_val *v)

@@ -44,6 +44,10 @@ void sl_json_get(const void *obj, size_t n, const char *key, struct sl_json_val 
  * b: escapes resolved, \u0000 kept as a NUL byte. Returns 0 or b's sticky error. */
 int sl_json_unescape(const struct sl_json_val *v, struct sl_buf *b);
 
+/* Makes the checked JSON text p[0..n) one line: its newlines can only be whitespace between
+ * tokens (strings hold none raw), so each becomes a space; the value is unchanged. */
+void sl_json_one_line(void *p, size_t n);
+
 /* True when the checked JSON text v (a string, or any value) holds a \\u0000 escape: text
  * with a NUL character, which PostgreSQL text and jsonb refuse. */
 bool sl_json_has_nul(const struct sl_json_val *v);

@@ -544,11 +544,8 @@ static void append_one_line(struct sl_buf *b, const uint8_t *p, size_t n)
 {
     size_t at = b->len;
     sl_buf_append(b, p, n);
-    if (sl_buf_error(b) || (!memchr(p, '\n', n) && !memchr(p, '\r', n)))
-        return;
-    for (size_t i = at; i < b->len; i++)
-        if (b->data[i] == '\n' || b->data[i] == '\r')
-            b->data[i] = ' ';
+    if (!sl_buf_error(b))
+        sl_json_one_line(b->data + at, n);
 }
 
 /* Builds the `content: record` line for rec in fs->line: the value embedded as JSON when it is

@@ -86,17 +86,6 @@ static void zchunk_reset(struct sink_zchunk *c)
     sl_buf_reset(&c->keys);
 }
 
-/* Replaces newlines (whitespace between tokens: JSON strings hold none raw) with spaces, so the
- * value stays one line. */
-static void one_line(uint8_t *p, size_t n)
-{
-    if (!memchr(p, '\n', n) && !memchr(p, '\r', n))
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == '\n' || p[i] == '\r')
-            p[i] = ' ';
-}
-
 /* Keeps the records of job->c whose value is a JSON object, packed at the front of lines, and
  * moves the others to job->rejects. Returns 0 or -ENOMEM. */
 static int check_chunk(struct zjob *job)
@@ -115,7 +104,7 @@ static int check_chunk(struct zjob *job)
         bool ok = json && t == SL_JSON_OBJECT;
         size_t klen = r->klen > 0 ? (size_t)r->klen : 0;
         if (ok) {
-            one_line(v, r->vlen);
+            sl_json_one_line(v, r->vlen);
             if (out != at)
                 memmove(lines + out, v, (size_t)r->vlen + 1);
             out += (size_t)r->vlen + 1;

@@ -85,6 +85,21 @@ static void test_refuses_with_offset(void **state)
     assert_int_equal(sl_json_check(NULL, 0, NULL, &err), SL_EPARSE);
 }
 
+/* Newlines between tokens become spaces; the text is the same JSON value, on one line. */
+static void test_one_line(void **state)
+{
+    (void)state;
+    char text[] = "{\"a\":\r\n [1,\n2],\n\"b\":\"x\\ny\"}";
+    sl_json_one_line(text, strlen(text));
+    assert_string_equal(text, "{\"a\":   [1, 2], \"b\":\"x\\ny\"}");
+    enum sl_json_type t = SL_JSON_NONE;
+    assert_int_equal(check(text, &t, NULL), 0);
+    assert_int_equal(t, SL_JSON_OBJECT);
+    char plain[] = "{\"a\":1}";
+    sl_json_one_line(plain, strlen(plain));
+    assert_string_equal(plain, "{\"a\":1}");
+}
+
 /* Strings are skipped a word at a time: a byte that needs a closer look must be found at every
  * position of a word, and a good multi-byte character must pass at every position. */
 static void test_string_every_position(void **state)
@@ -206,11 +221,9 @@ static void test_key_from_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts),
-        cmocka_unit_test(test_refuses_with_offset),
-        cmocka_unit_test(test_string_every_position),
-        cmocka_unit_test(test_get_and_unescape),
-        cmocka_unit_test(test_key_from_json),
+        cmocka_unit_test(test_accepts),          cmocka_unit_test(test_refuses_with_offset),
+        cmocka_unit_test(test_one_line),         cmocka_unit_test(test_string_every_position),
+        cmocka_unit_test(test_get_and_unescape), cmocka_unit_test(test_key_from_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
