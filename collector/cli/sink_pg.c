@@ -690,6 +690,25 @@ static PGresult *copy_rows(struct pg *g, size_t len)
  * found, instead of the COMMIT, whose failure would only be retried. */
 #define BEGIN_SQL "BEGIN; SET CONSTRAINTS ALL IMMEDIATE"
 
+/* Loads the batch's first k rows in a transaction that is rolled back; *loads says whether
+ * they went in. Returns 0, or a destination error (a failure that is not the data's). */
+static int probe_rows(struct pg *g, int64_t k, bool *loads, struct sl_err *err)
+{
+    const struct row_meta *meta = (const struct row_meta *)g->meta.data;
+    int rc = exec(g, BEGIN_SQL, 0, NULL, NULL, NULL, 0, err);
+    if (rc != 0)
+        return rc;
+    PGresult *res = copy_rows(g, k < g->rows ? meta[k].row_off : g->batch.len);
+    *loads = res == NULL;
+    if (res && !(PQresultStatus(res) == PGRES_FATAL_ERROR && is_data_error(res)))
+        rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
+                        PQresultErrorMessage(res));
+    PQclear(res);
+    if (PQstatus(g->conn) == CONNECTION_OK)
+        PQclear(PQexec(g->conn, "ROLLBACK"));
+    return rc;
+}
+
 /*
  * For a data error whose context names no line (a constraint trigger, a deferred constraint
  * checked at the end of the COPY): the smallest prefix of the batch that fails to load, found
@@ -699,30 +718,21 @@ static PGresult *copy_rows(struct pg *g, size_t len)
  */
 static int64_t bisect_row(struct pg *g, struct sl_err *err)
 {
-    const struct row_meta *meta = (const struct row_meta *)g->meta.data;
-    int64_t lo = 0, hi = g->rows + 1; /* [0, lo) loads; [0, hi) does not (hi = rows + 1: unknown) */
-    for (bool first = true; hi - lo > 1 || first; first = false) {
-        int64_t k = first ? g->rows : lo + (hi - lo) / 2;
-        int rc = exec(g, BEGIN_SQL, 0, NULL, NULL, NULL, 0, err);
-        if (rc != 0)
+    bool loads;
+    int rc = probe_rows(g, g->rows, &loads, err);
+    if (rc != 0)
+        return rc;
+    if (loads)
+        return -1;
+    int64_t lo = 0, hi = g->rows; /* [0, lo) loads; [0, hi) does not */
+    while (hi - lo > 1) {
+        int64_t k = lo + (hi - lo) / 2;
+        if ((rc = probe_rows(g, k, &loads, err)) != 0)
             return rc;
-        PGresult *res = copy_rows(g, k < g->rows ? meta[k].row_off : g->batch.len);
-        bool data_error = res && PQresultStatus(res) == PGRES_FATAL_ERROR && is_data_error(res);
-        bool failed = res != NULL;
-        if (failed && !data_error)
-            rc = sl_err_set(err, -EIO, "postgres: COPY %s: %s", g->conf->table,
-                            PQresultErrorMessage(res));
-        PQclear(res);
-        if (PQstatus(g->conn) == CONNECTION_OK)
-            PQclear(PQexec(g->conn, "ROLLBACK"));
-        if (rc != 0)
-            return rc;
-        if (failed)
-            hi = k;
-        else if (first)
-            return -1;
-        else
+        if (loads)
             lo = k;
+        else
+            hi = k;
     }
     return hi - 1;
 }
