@@ -233,9 +233,10 @@ const struct sl_conf_section sink_files_section = {
 
 /* One file of the open epoch. */
 struct fout {
-    char *rel;             /* owned: its folder under root */
-    int64_t lo, hi;        /* the time bucket it takes, ms since the epoch: [lo, hi) */
-    int64_t start;         /* first offset: its name */
+    char *rel;      /* owned: its folder under root */
+    int64_t lo, hi; /* the time bucket it takes, ms since the epoch: [lo, hi) */
+    int64_t start;  /* first offset routed here: the stage name, and the final one for content:
+                       record (values: zf->first_ok) */
     struct sink_zfile *zf; /* owned: the stage file; on the heap because the compressor's
                               queue points at it, and outs is an array that grows */
     struct sink_zchunk in; /* owned: the next chunk */
