@@ -51,7 +51,9 @@
  *          when the waiter resumes (nothing read meanwhile: the journal is the buffer)
  *        sd_journal_next fails (a corrupt file sd-journal could not step over) --> logged,
  *          tried again after RETRY_S; an entry whose fields cannot all be read is shipped with
- *          those read, logged; one without time or cursor is skipped, logged; entries
+ *          those read, logged; one whose time or cursor is not written yet is read again
+ *          (UNREADY_S, up to UNREADY_RETRIES times); one without time or cursor is skipped,
+ *          logged; entries
  *          sd-journal stepped over without a word (corrupt data) show as a gap in the
  *          sequence numbers when the source has no filters: logged (check_gap)
  *
@@ -64,9 +66,14 @@
 #define WHO(j)       ((j)->ctx.name)
 #define TURN_ENTRIES 2048 /* entries per reading turn, so the loop breathes */
 #define RETRY_S      1.0  /* after a read error or an allocation failure */
-#define POLL_S       1.0  /* without an inotify fd, how often the journal is looked at */
-#define RUN_JOURNAL  "/run/log/journal"
-#define VAR_JOURNAL  "/var/log/journal"
+/* An entry whose time or cursor reads as not there yet (-EADDRNOTAVAIL: the writer has not
+ * finished it, often while it rotates the file) is read again this often, this many times,
+ * before it counts as unreadable. */
+#define UNREADY_S       0.05
+#define UNREADY_RETRIES 40
+#define POLL_S          1.0 /* without an inotify fd, how often the journal is looked at */
+#define RUN_JOURNAL     "/run/log/journal"
+#define VAR_JOURNAL     "/var/log/journal"
 
 enum jd_wait { JD_WAIT_NONE, JD_WAIT_ABSENT, JD_WAIT_DENIED, JD_WAIT_OTHER };
 
@@ -99,6 +106,7 @@ struct in_journald {
     uint64_t seq;        /* positions handed out */
     bool started, blocked, dirty;
     bool current;         /* the journal is on an entry not emitted yet */
+    unsigned unready;     /* times the current entry read as not written yet */
     enum jd_wait waiting; /* why the journal is not open (logged once per reason) */
     bool gap_check;       /* no filters and nothing unreadable: a seqnum gap is a loss */
     bool has_prev;        /* prev_sid and prev_seqnum hold the last entry read */
@@ -538,7 +546,8 @@ unknown:
 }
 
 /* Builds the current entry's record and offers it. Returns 0 when it was taken or skipped
- * (logged), -EAGAIN when the sink is full (the waiter is queued), -ENOMEM. */
+ * (logged), 1 when it is not fully written yet (read it again later), -EAGAIN when the sink is
+ * full (the waiter is queued), -ENOMEM. */
 static int emit_entry(struct in_journald *j)
 {
     sd_journal *jr = j->jr;
@@ -547,6 +556,10 @@ static int emit_entry(struct in_journald *j)
     int r = sd_journal_get_realtime_usec(jr, &usec);
     if (r >= 0)
         r = sd_journal_get_cursor(jr, &sdc);
+    if (r == -EADDRNOTAVAIL && j->unready < UNREADY_RETRIES) {
+        free(sdc);
+        return 1;
+    }
     if (r < 0) {
         count_error(j);
         SL_ERR(WHO(j), "an entry without a readable time or cursor was skipped: %s", strerror(-r));
@@ -696,6 +709,15 @@ static void jd_on_kick(struct ev_loop *loop, ev_timer *w, int revents)
             }
         }
         int rc = emit_entry(j);
+        if (rc == 1) {
+            /* The entry stays current; reading on would skip it. */
+            j->unready++;
+            ev_timer_stop(j->ctx.loop, &j->kick);
+            ev_timer_set(&j->kick, UNREADY_S, 0);
+            ev_timer_start(j->ctx.loop, &j->kick);
+            return;
+        }
+        j->unready = 0;
         if (rc == -EAGAIN) {
             j->blocked = true;
             return;
