@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake make gcc pkg-config libev-dev libfyaml-dev zlib1g-dev libsystemd-dev libpq-dev
-            libdeflate-dev curl dpkg-dev file)
+            libdeflate-dev libisal-dev curl dpkg-dev file)
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-kafka groff-base
            python3-confluent-kafka kcat lintian systemd init-system-helpers postgresql
            postgresql-client util-linux systemd-journal-remote)

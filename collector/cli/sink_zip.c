@@ -1,13 +1,14 @@
 /* The files sink's compressor thread (see sink_zip.h for the file format and the flow). */
 #include "collector/cli/sink_zip.h"
 
+#include "collector/cli/sink_gz.h"
+
 #include "common/base.h"
 #include "common/json_read.h"
 #include "common/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libdeflate.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,9 +29,7 @@ struct zworker {
     struct sink_zip *z; /* borrowed */
     pthread_t thread;
     bool started;
-    struct libdeflate_compressor *c; /* owned */
-    uint8_t *out;                    /* owned: out_cap bytes */
-    size_t out_cap;
+    struct sink_gz *gz; /* owned */
 };
 
 struct sink_zip {
@@ -148,33 +147,21 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Compresses one chunk into a gzip member and appends it. Returns the bytes written, or
- * -errno. Runs without the lock: the job's file is written by this thread only. */
-/* Checks and compresses job's chunk into w->out. Returns the member's length (0: nothing
- * kept), or -ENOMEM. Runs without the lock, on data only this worker touches. */
-static int64_t compress_one(struct zworker *w, struct zjob *job)
+/* Checks and compresses job's chunk. Returns the member's length and *out (0: nothing kept),
+ * or -errno. Runs without the lock, on data only this worker touches. */
+static int64_t compress_one(struct zworker *w, struct zjob *job, const uint8_t **out)
 {
     if (job->c.recs.len && check_chunk(job) != 0)
         return -ENOMEM;
     if (job->c.lines.len == 0)
         return 0; /* every record refused: no member */
-    size_t bound = libdeflate_gzip_compress_bound(w->c, job->c.lines.len);
-    if (bound > w->out_cap) {
-        uint8_t *n = sl_realloc(w->out, bound);
-        if (!n)
-            return -ENOMEM;
-        w->out = n;
-        w->out_cap = bound;
-    }
-    size_t len =
-        libdeflate_gzip_compress(w->c, job->c.lines.data, job->c.lines.len, w->out, w->out_cap);
-    return len ? (int64_t)len : -ENOBUFS; /* 0 cannot happen with the bound's room */
+    return sink_gz_member(w->gz, job->c.lines.data, job->c.lines.len, out);
 }
 
 /* Appends the member; returns 0 or -errno. Only the worker whose turn it is in f writes. */
-static int write_member(struct zworker *w, struct sink_zfile *f, size_t len)
+static int write_member(struct sink_zfile *f, const uint8_t *member, size_t len)
 {
-    int rc = write_all(f->fd, w->out, len);
+    int rc = write_all(f->fd, member, len);
     if (rc < 0)
         return rc;
     /* Start the disk write now, so the fsync before the rename has little left to wait for
@@ -207,13 +194,14 @@ static void *zip_main(void *arg)
         struct sink_zfile *f = job->f;
         bool skip = f->err != 0;
         pthread_mutex_unlock(&z->mu);
-        int64_t rc = skip ? 0 : compress_one(w, job);
+        const uint8_t *member = NULL;
+        int64_t rc = skip ? 0 : compress_one(w, job, &member);
         pthread_mutex_lock(&z->mu);
         while (f->done_seq != job->seq)
             pthread_cond_wait(&z->done, &z->mu);
         if (rc > 0 && !f->err) {
             pthread_mutex_unlock(&z->mu);
-            int wr = write_member(w, f, (size_t)rc);
+            int wr = write_member(f, member, (size_t)rc);
             pthread_mutex_lock(&z->mu);
             if (wr < 0)
                 rc = wr;
@@ -263,11 +251,12 @@ int sink_zip_new(int level, unsigned workers, unsigned queue_max, struct sink_zi
     for (unsigned i = 0; i < z->nworkers; i++) {
         struct zworker *w = &z->w[i];
         w->z = z;
-        if (!(w->c = libdeflate_alloc_compressor(level))) {
+        int rc = sink_gz_new(level, &w->gz, err);
+        if (rc != 0) {
             sink_zip_free(z);
-            return sl_err_set(err, -ENOMEM, "out of memory (gzip level %d)", level);
+            return rc;
         }
-        int rc = pthread_create(&w->thread, NULL, zip_main, w);
+        rc = pthread_create(&w->thread, NULL, zip_main, w);
         if (rc != 0) {
             sink_zip_free(z);
             return sl_err_set(err, -rc, "cannot start a compressor thread: %s", sl_strerror(-rc));
@@ -290,9 +279,7 @@ void sink_zip_free(struct sink_zip *z)
         struct zworker *w = &z->w[i];
         if (w->started)
             pthread_join(w->thread, NULL);
-        if (w->c)
-            libdeflate_free_compressor(w->c);
-        sl_free(w->out);
+        sink_gz_free(w->gz);
     }
     while (z->free) {
         struct zjob *j = z->free;

@@ -1,5 +1,5 @@
 /* The files sink's compressor: a worker thread that checks chunks of JSON lines, turns them
- * into gzip members (libdeflate) and appends them to their stage files, so checking and
+ * into gzip members (sink_gz.c) and appends them to their stage files, so checking and
  * compression run beside the fetching and decoding on the driver's thread. */
 #ifndef SL_CLI_SINK_ZIP_H
 #define SL_CLI_SINK_ZIP_H
@@ -74,8 +74,8 @@ void sink_zchunk_fini(struct sink_zchunk *c);
 
 #define SINK_ZIP_WORKERS_MAX 16
 
-/* Starts `workers` threads (1..SINK_ZIP_WORKERS_MAX) compressing at a libdeflate level
- * (1..12). Returns 0 and *out, or an error. */
+/* Starts `workers` threads (1..SINK_ZIP_WORKERS_MAX) compressing at a gzip level
+ * (SINK_GZ_LEVEL_MIN..MAX). Returns 0 and *out, or an error. */
 int sink_zip_new(int level, unsigned workers, unsigned queue_max, struct sink_zip **out,
                  struct sl_err *err);
 /* Waits for every chunk, stops the workers and frees; NULL-safe. */
