@@ -52,8 +52,19 @@ void kc_fetcher_init(struct kc_fetcher *f, struct kc_client *cl)
     sl_buf_init(&f->scratch);
 }
 
+/* Closes the connections with a Fetch sent ahead: their answers will not be read. */
+static void drop_flights(struct kc_fetcher *f)
+{
+    for (size_t k = 0; k < f->nflights; k++)
+        kc_client_drop(f->cl, f->flights[k].c->node_id);
+    f->nflights = 0;
+    for (size_t i = 0; i < f->nparts; i++)
+        f->parts[i].asked = f->parts[i].ahead = -1;
+}
+
 void kc_fetcher_clear(struct kc_fetcher *f)
 {
+    drop_flights(f);
     for (size_t i = 0; i < f->nparts; i++)
         sl_free(f->parts[i].topic);
     SL_FREE(f->parts);
@@ -65,6 +76,7 @@ void kc_fetcher_fini(struct kc_fetcher *f)
     if (!f)
         return;
     kc_fetcher_clear(f);
+    SL_FREE(f->flights);
     sl_buf_fini(&f->scratch);
 }
 
@@ -84,6 +96,7 @@ int kc_fetcher_add(struct kc_fetcher *f, const char *topic, int32_t partition, i
     fp->offset = offset;
     fp->stop = stop;
     fp->high_watermark = fp->log_start = -1;
+    fp->asked = fp->ahead = -1;
     fp->max_bytes = PART_MAX_BYTES;
     fp->done = stop >= 0 && offset >= stop;
     f->nparts++;
@@ -98,7 +111,18 @@ bool kc_fetcher_done(const struct kc_fetcher *f)
     return true;
 }
 
-void kc_fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f, int32_t leader)
+/* Where a request asks q to be read from: its position, or for a request sent ahead the
+ * position predicted from the answer being read; -1: not asked. */
+static int64_t ask_at(const struct kc_fetch_part *q, int32_t leader, bool ahead)
+{
+    if (q->done || q->leader != leader)
+        return -1;
+    int64_t at = ahead ? q->ahead : q->offset;
+    return at >= 0 ? at : -1;
+}
+
+static void fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f, int32_t leader,
+                      bool ahead)
 {
     sl_buf_put_i32(b, -1);             /* replica_id */
     sl_buf_put_i32(b, f->max_wait_ms); /* max_wait_ms */
@@ -113,12 +137,12 @@ void kc_fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f,
     int32_t nt = 0;
     for (size_t i = 0; i < f->nparts; i++) {
         const struct kc_fetch_part *fp = &f->parts[i];
-        if (fp->done || fp->leader != leader || fp->offset < 0)
+        if (ask_at(fp, leader, ahead) < 0)
             continue;
         /* One entry per topic: skip a topic an earlier partition already opened. */
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = !f->parts[j].done && f->parts[j].leader == leader && f->parts[j].offset >= 0 &&
+            seen = ask_at(&f->parts[j], leader, ahead) >= 0 &&
                    strcmp(f->parts[j].topic, fp->topic) == 0;
         if (seen)
             continue;
@@ -128,13 +152,14 @@ void kc_fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f,
         int32_t np = 0;
         for (size_t j = i; j < f->nparts; j++) {
             const struct kc_fetch_part *q = &f->parts[j];
-            if (q->done || q->leader != leader || q->offset < 0 || strcmp(q->topic, fp->topic))
+            int64_t at = ask_at(q, leader, ahead);
+            if (at < 0 || strcmp(q->topic, fp->topic))
                 continue;
             np++;
             sl_buf_put_i32(b, q->partition); /* partition */
             if (version >= 9)
-                sl_buf_put_i32(b, -1);    /* current_leader_epoch */
-            sl_buf_put_i64(b, q->offset); /* fetch_offset */
+                sl_buf_put_i32(b, -1); /* current_leader_epoch */
+            sl_buf_put_i64(b, at);     /* fetch_offset */
             if (version >= 5)
                 sl_buf_put_i64(b, -1);       /* log_start_offset */
             sl_buf_put_i32(b, q->max_bytes); /* partition_max_bytes */
@@ -146,6 +171,11 @@ void kc_fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f,
         sl_buf_put_i32(b, 0); /* forgotten_topics_data */
     if (version >= 11)
         sl_buf_put_string(b, SL_BYTES_STR("")); /* rack_id */
+}
+
+void kc_fetch_req(struct sl_buf *b, int16_t version, const struct kc_fetcher *f, int32_t leader)
+{
+    fetch_req(b, version, f, leader, false);
 }
 
 static struct kc_fetch_part *find_part(struct kc_fetcher *f, struct sl_bytes topic,
@@ -248,6 +278,8 @@ int kc_fetch_parse(struct kc_fetcher *f, struct sl_reader *r, int16_t version, i
             struct kc_fetch_part *fp = find_part(f, topic, part, leader);
             if (!fp || stop)
                 continue; /* not asked, or the caller stopped: the position stays */
+            if (fp->asked >= 0 && fp->asked != fp->offset)
+                continue; /* sent ahead from a position since moved: asked again */
             switch (code) {
             case KAFKA_E_NONE:
                 fp->errors = 0;
@@ -340,23 +372,121 @@ static int reset_positions(struct kc_fetcher *f, struct sl_err *err)
     return 0;
 }
 
-struct pending {
-    struct kc_conn *c;
-    int32_t leader;
-    int16_t version;
-};
+/*
+ * Predicts where the parts of `leader` stand once the answer in r (a copy: the caller reads it
+ * again) is handed out: past its last whole batch for each partition answered without error;
+ * where they are now for the others. Sets each part's `ahead`; -1: not to be asked ahead (an
+ * error to handle first, or the stop reached).
+ */
+static void predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, int32_t leader)
+{
+    for (size_t i = 0; i < f->nparts; i++) {
+        struct kc_fetch_part *q = &f->parts[i];
+        if (q->leader == leader)
+            q->ahead = ask_at(q, leader, false);
+    }
+    sl_reader_i32(&r); /* throttle_time_ms */
+    if (version >= 7) {
+        sl_reader_i16(&r); /* error_code: kc_fetch_parse reports it */
+        sl_reader_i32(&r); /* session_id */
+    }
+    int32_t nt = sl_reader_array(&r, MAX_ITEMS, 6);
+    for (int32_t t = 0; t < nt && !r.err; t++) {
+        struct sl_bytes topic = sl_reader_string(&r);
+        int32_t np = sl_reader_array(&r, MAX_ITEMS, 34);
+        for (int32_t p = 0; p < np && !r.err; p++) {
+            int32_t part = sl_reader_i32(&r);
+            int16_t code = sl_reader_i16(&r);
+            sl_reader_skip(&r, version >= 5 ? 24 : 16); /* watermarks, log start */
+            int32_t na = sl_reader_array(&r, MAX_ITEMS, 16);
+            sl_reader_skip(&r, (size_t)SL_MAX(na, 0) * 16);
+            if (version >= 11)
+                sl_reader_i32(&r);
+            struct sl_bytes recs = sl_reader_bytes(&r);
+            struct kc_fetch_part *fp = find_part(f, topic, part, leader);
+            if (r.err || !fp || fp->ahead < 0 || (fp->asked >= 0 && fp->asked != fp->offset))
+                continue;
+            if (code != KAFKA_E_NONE) {
+                fp->ahead = -1;
+                continue;
+            }
+            int64_t at = fp->offset;
+            for (size_t pos = 0; pos < recs.len;) {
+                struct sl_batch_header h;
+                if (sl_batch_parse_header(&h, recs.p + pos, recs.len - pos, 0, NULL) != 0)
+                    break; /* cut by the byte limit, or an error kc_fetch_parse reports */
+                int64_t last = sl_batch_last_offset(&h);
+                if (last >= at)
+                    at = last + 1;
+                pos += h.size;
+            }
+            fp->ahead = fp->stop >= 0 && at >= fp->stop ? -1 : at;
+        }
+    }
+}
+
+/* Sends the next Fetch to the leader whose answer r is, before it is handed out. A failure
+ * only means nothing is in flight: the next round asks as usual. */
+static void send_ahead(struct kc_fetcher *f, const struct kc_fetch_flight *from,
+                       const struct sl_reader *r)
+{
+    predict(f, *r, from->version, from->leader);
+    bool any = false;
+    for (size_t i = 0; i < f->nparts && !any; i++)
+        any = ask_at(&f->parts[i], from->leader, true) >= 0;
+    struct kc_fetch_flight *n = any ? sl_realloc(f->flights, (f->nflights + 1) * sizeof(*n)) : NULL;
+    if (n) {
+        f->flights = n;
+        fetch_req(kc_conn_begin(from->c, KC_API_FETCH, from->version), from->version, f,
+                  from->leader, true);
+        if (kc_conn_send(from->c, f->cl->timeout_ms, NULL) == 0) {
+            f->flights[f->nflights++] = *from;
+            return;
+        }
+    }
+    for (size_t i = 0; i < f->nparts; i++)
+        if (f->parts[i].leader == from->leader)
+            f->parts[i].ahead = -1;
+}
+
+/* The parts of leader are read from the answer to the Fetch sent ahead (or, ahead false, to
+ * one sent now from their positions). */
+static void mark_asked(struct kc_fetcher *f, int32_t leader, bool ahead)
+{
+    for (size_t i = 0; i < f->nparts; i++) {
+        struct kc_fetch_part *q = &f->parts[i];
+        if (q->leader != leader)
+            continue;
+        q->asked = ask_at(q, leader, ahead);
+        q->ahead = -1;
+    }
+}
 
 int kc_fetcher_poll(struct kc_fetcher *f, kc_record_fn fn, void *arg, struct sl_err *err)
 {
+    /* Leader lookups and resets talk to the leaders: nothing may be in flight on them. */
+    for (size_t i = 0; i < f->nparts && f->nflights; i++) {
+        const struct kc_fetch_part *fp = &f->parts[i];
+        if (!fp->done && (fp->leader < 0 || fp->offset == NEED_RESET))
+            drop_flights(f);
+    }
     int rc = refresh_leaders(f, err);
     if (rc == 0)
         rc = reset_positions(f, err);
     if (rc != 0)
         return rc;
-    struct pending *pend = sl_calloc(f->nparts ? f->nparts : 1, sizeof(*pend));
+    struct kc_fetch_flight *pend = sl_calloc(f->nparts + f->nflights + 1, sizeof(*pend));
     if (!pend)
         return sl_err_set(err, -ENOMEM, "out of memory");
     size_t npend = 0;
+    for (size_t k = 0; k < f->nflights; k++) {
+        const struct kc_fetch_flight *fl = &f->flights[k];
+        bool live = fl->c->fd >= 0 && fl->c->in_flight; /* not closed since */
+        mark_asked(f, fl->leader, live);
+        if (live)
+            pend[npend++] = *fl;
+    }
+    f->nflights = 0;
     int64_t timeout = f->cl->timeout_ms + f->max_wait_ms;
     for (size_t i = 0; i < f->nparts && rc == 0; i++) {
         struct kc_fetch_part *fp = &f->parts[i];
@@ -378,7 +508,8 @@ int kc_fetcher_poll(struct kc_fetcher *f, kc_record_fn fn, void *arg, struct sl_
         kc_fetch_req(kc_conn_begin(c, KC_API_FETCH, v), v, f, fp->leader);
         if ((rc = kc_conn_send(c, f->cl->timeout_ms, err)) != 0)
             break;
-        pend[npend++] = (struct pending){c, fp->leader, v};
+        mark_asked(f, fp->leader, false);
+        pend[npend++] = (struct kc_fetch_flight){c, fp->leader, v};
     }
     int stop = 0;
     int64_t deadline = kc_now_ms() + timeout;
@@ -403,10 +534,12 @@ int kc_fetcher_poll(struct kc_fetcher *f, kc_record_fn fn, void *arg, struct sl_
             if (!pfd[k].revents)
                 continue;
             struct sl_reader r;
-            struct pending pk = pend[k];
+            struct kc_fetch_flight pk = pend[k];
             pend[k] = pend[--npend];
             int one = kc_conn_recv(pk.c, f->cl->timeout_ms, &r, rc ? NULL : err);
             if (one == 0 && rc == 0 && !stop) {
+                if (f->prefetch)
+                    send_ahead(f, &pk, &r); /* r stays valid: the answer is read next round */
                 one = kc_fetch_parse(f, &r, pk.version, pk.leader, fn, arg, err);
                 if (one == 1) {
                     stop = 1;

@@ -18,6 +18,10 @@ struct kc_fetch_part {
     int32_t max_bytes;      /* partition_max_bytes; grows when a batch does not fit */
     bool done;              /* stop reached */
     int errors;             /* retriable errors in a row */
+    /* Prefetch: fetch_offset of the answer being read (-1: not tracked), and of the request
+     * sent ahead while it is read (-1: none). An answer whose asked offset is no longer the
+     * position (the caller moved it, or stopped early) is dropped for that partition. */
+    int64_t asked, ahead;
 };
 
 /*
@@ -30,6 +34,13 @@ typedef int (*kc_record_fn)(void *arg, struct kc_fetch_part *fp, const struct sl
 /* What to do when a position falls outside the log (retention deleted it). */
 enum kc_reset { KC_RESET_EARLIEST, KC_RESET_LATEST, KC_RESET_FAIL };
 
+/* A Fetch sent ahead, whose answer the next kc_fetcher_poll reads first. */
+struct kc_fetch_flight {
+    struct kc_conn *c; /* borrowed from the client */
+    int32_t leader;
+    int16_t version;
+};
+
 struct kc_fetcher {
     struct kc_client *cl;        /* borrowed */
     struct kc_fetch_part *parts; /* owned */
@@ -41,6 +52,13 @@ struct kc_fetcher {
     struct sl_buf scratch; /* owned: decompressed records */
     uint64_t records;      /* handed out so far */
     uint64_t bytes;        /* record batch bytes received */
+    /* Send the next Fetch to a leader as soon as its answer arrives, before handing out its
+     * records, so the leader prepares the next answer while the caller works through this
+     * one (the sink: its files and compressors). Positions are predicted from the answer's
+     * batch headers; see kc_fetch_part.asked. */
+    bool prefetch;
+    struct kc_fetch_flight *flights; /* owned: Fetches sent ahead, one per leader at most */
+    size_t nflights;
 };
 
 /* Prepares an empty fetcher; allocates nothing. */
@@ -49,7 +67,8 @@ void kc_fetcher_init(struct kc_fetcher *f, struct kc_client *cl);
 /* Frees the parts and buffers; NULL-safe. */
 void kc_fetcher_fini(struct kc_fetcher *f);
 
-/* Forgets every partition (a group member's assignment changed). */
+/* Forgets every partition (a group member's assignment changed); connections with a Fetch
+ * sent ahead are closed, as their answers would come out of step. */
 void kc_fetcher_clear(struct kc_fetcher *f);
 
 /* Adds a partition to read from offset up to stop (exclusive; -1: forever). Returns 0 or

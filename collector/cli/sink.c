@@ -758,6 +758,7 @@ int cmd_sink(struct cli *c, int argc, char **argv)
     r->f.max_wait_ms = (int32_t)conf->fetch_wait_ms;
     r->f.max_bytes = (int32_t)conf->fetch_max_bytes;
     r->f.reset = KC_RESET_EARLIEST;
+    r->f.prefetch = true; /* the next answer comes while this one is written */
     r->backoff_ms = conf->backoff_ms;
     struct kc_member_opts mo = KC_MEMBER_OPTS_DEFAULT;
     mo.session_ms = (int32_t)conf->session_ms;

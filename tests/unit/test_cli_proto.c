@@ -671,6 +671,22 @@ static void test_fetch_records(void **state)
         assert_int_equal(kc_fetch_parse(&f, &r, v, 1, record_fn, &s, &err), 1);
         assert_int_equal(s.n, 2);
         assert_int_equal(f.parts[0].offset, 2);
+
+        /* An answer to a Fetch sent ahead from offset 8, which the stop above made wrong: the
+         * partition's data is dropped and its position stays. */
+        f.parts[0].asked = 8;
+        s.n = 0;
+        s.stop_after = 0;
+        reader_of(&r, &b);
+        assert_int_equal(kc_fetch_parse(&f, &r, v, 1, record_fn, &s, &err), 0);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(f.parts[0].offset, 2);
+        /* Asked from where it stands: handed out. */
+        f.parts[0].asked = 2;
+        reader_of(&r, &b);
+        assert_int_equal(kc_fetch_parse(&f, &r, v, 1, record_fn, &s, &err), 0);
+        assert_int_equal(s.n, 6);
+        assert_int_equal(f.parts[0].offset, 8);
         kc_fetcher_fini(&f);
         sl_buf_fini(&recs);
         sl_buf_fini(&b);
