@@ -516,7 +516,11 @@ static void drain(struct sink_run *r, const char *why)
     struct sl_err err = {{0}};
     if (!r->joined || r->nparts == 0)
         return;
+    /* Twice: the files sink may hold a closed epoch and an open one, and finalizes the second
+     * only after the first is committed. */
     int rc = flush(r, true, &err);
+    if (rc == 0)
+        rc = flush(r, true, &err);
     if (rc != 0)
         SL_WARN(r->s.name,
                 "%s: could not finish: %s (uncommitted data is loaded again by the "

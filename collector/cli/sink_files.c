@@ -28,9 +28,10 @@
  *     .sluice/locks/nginx-3.lock        flock()ed by the process that owns partition 3
  *     .sluice/stage/nginx-3/1207.tmp    a file being written (readers skip dot folders)
  *
- * A partition is written in epochs. An epoch starts at the partition's durable position D
- * (what the group has committed) and sends each record to the file of its time bucket (the
- * record timestamp, UTC); that file is named after the first offset it holds. So in every
+ * A partition is written in epochs. An epoch starts where the previous one ended, D, which is
+ * durable and committed by the time the epoch is finalized (rule 1 below), and sends each
+ * record to the file of its time bucket (the record timestamp, UTC); that file is named after
+ * the first offset it holds. So in every
  * folder Z the epoch's file is named first_Z(D): the first offset >= D whose record falls in Z.
  * The epoch ends at E when a file reaches roll_size, the epoch reaches roll_age, the
  * partition has max_open_files open, or a drain (rebalance, SIGTERM):
@@ -38,6 +39,10 @@
  *   write stage files ─> last chunks compressed, fsync each ─> rename each into its folder
  *   (replacing a file of the same name) ─> fsync each folder ─> commit E to the group ─> next
  *   epoch at E
+ *
+ * The next epoch opens at E as soon as this one closes (its last chunks are handed to the
+ * compressors); the closed one is finalized once they are written, so fetching, compressing
+ * and the fsyncs overlap. A partition has at most one closed epoch waiting.
  *
  * Lines are compressed in chunks of IN_CHUNK bytes, each a gzip member, by sink_zip's worker
  * thread (sink_zip.h).
@@ -231,7 +236,7 @@ const struct sl_conf_section sink_files_section = {
  * per open file (max_open_files per partition) modest. */
 #define IN_CHUNK (256u << 10)
 /* Chunks per compressor thread waiting before the driver waits too. */
-#define ZIP_QUEUE 2
+#define ZIP_QUEUE 16
 
 /* One file of the open epoch. */
 struct fout {
@@ -253,7 +258,12 @@ struct fpart {
     size_t last;      /* index of the file the previous record went to */
     int64_t epoch_ms; /* kc_now_ms() at the epoch's first record; 0: no epoch open */
     int64_t next;     /* offset after the last record taken */
-    bool due;         /* a limit was reached: finalize at the next flush */
+    bool due;         /* a limit was reached: close at the next flush */
+    /* The previous epoch, closed: its last chunks are with the compressors while the open one
+     * fills; it is finalized once they are written (and its start is committed). */
+    struct fout *closing; /* owned */
+    size_t nclosing;
+    int64_t closing_end; /* the offset after its last record */
 };
 
 struct files {
@@ -338,11 +348,11 @@ static void stage_name(const struct fpart *fp, const struct fout *o, char *buf, 
     snprintf(buf, size, "%s/%lld.tmp", fp->stage, (long long)o->start);
 }
 
-/* Closes and deletes the open epoch's stage files; nothing of it stays. */
-static void epoch_drop(struct files *fs, struct fpart *fp)
+/* Closes and deletes stage files, freeing outs[0..n). */
+static void outs_drop(struct files *fs, struct fpart *fp, struct fout *outs, size_t n)
 {
-    for (size_t i = 0; i < fp->nouts; i++) {
-        struct fout *o = &fp->outs[i];
+    for (size_t i = 0; i < n; i++) {
+        struct fout *o = &outs[i];
         char path[PATH_MAX];
         if (o->zf) {
             (void)sink_zip_wait(fs->zip, o->zf); /* the worker may still be writing to it */
@@ -357,8 +367,16 @@ static void epoch_drop(struct files *fs, struct fpart *fp)
         sink_zchunk_fini(&o->in);
         sl_free(o->rel);
     }
-    SL_FREE(fp->outs);
-    fp->nouts = 0;
+    sl_free(outs);
+}
+
+/* Closes and deletes the stage files of the open and the closing epoch; nothing stays. */
+static void epoch_drop(struct files *fs, struct fpart *fp)
+{
+    outs_drop(fs, fp, fp->outs, fp->nouts);
+    outs_drop(fs, fp, fp->closing, fp->nclosing);
+    fp->outs = fp->closing = NULL;
+    fp->nouts = fp->nclosing = 0;
     fp->last = 0;
     fp->epoch_ms = 0;
     fp->due = false;
@@ -396,20 +414,47 @@ static int take_rejects(struct files *fs, struct sink_part *p, struct fout *o, s
     return rc;
 }
 
+/* Ends the open epoch: its last chunks go to the compressors and it becomes the closing one,
+ * which must not exist yet. A new epoch opens with the next record. */
+static int epoch_close(struct files *fs, struct fpart *fp, struct sl_err *err)
+{
+    for (size_t i = 0; i < fp->nouts; i++) {
+        int rc = chunk_out(fs, fp, &fp->outs[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    fp->closing = fp->outs;
+    fp->nclosing = fp->nouts;
+    fp->closing_end = fp->next;
+    fp->outs = NULL;
+    fp->nouts = 0;
+    fp->last = 0;
+    fp->epoch_ms = 0;
+    fp->due = false;
+    return 0;
+}
+
+/* True when every chunk of the closing epoch is written: finalizing it will not wait. */
+static bool closing_written(struct files *fs, const struct fpart *fp)
+{
+    for (size_t i = 0; i < fp->nclosing; i++)
+        if (!sink_zip_idle(fs->zip, fp->closing[i].zf))
+            return false;
+    return true;
+}
+
 /*
- * Ends the epoch of p: stage files completed and fsynced, renamed into the tree, folders
- * fsynced; then p->durable moves to the end of the epoch. On an error the renamed files stay
- * (rule 3 above) and the caller aborts the rest.
+ * Finalizes the closing epoch of p: stage files completed and fsynced, renamed into the tree,
+ * folders fsynced; then p->durable moves to the end of the epoch. On an error the renamed files
+ * stay (rule 3 above) and the caller aborts the rest.
  */
 static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *err)
 {
     struct fpart *fp = p->priv;
     int rc = 0;
-    for (size_t i = 0; i < fp->nouts && rc == 0; i++)
-        rc = chunk_out(fs, fp, &fp->outs[i], err);
     char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 64];
-    for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
-        struct fout *o = &fp->outs[i];
+    for (size_t i = 0; i < fp->nclosing && rc == 0; i++) {
+        struct fout *o = &fp->closing[i];
         stage_name(fp, o, from, sizeof(from));
         if ((rc = sink_zip_wait(fs->zip, o->zf)) != 0) {
             rc = sl_err_set(err, rc, "write %s: %s", from, sl_strerror(rc));
@@ -430,8 +475,8 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
         }
         sl_metric_add(fs->s->m.bytes, o->zf->out_bytes);
     }
-    for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
-        struct fout *o = &fp->outs[i];
+    for (size_t i = 0; i < fp->nclosing && rc == 0; i++) {
+        struct fout *o = &fp->closing[i];
         if (o->none_kept)
             continue;
         stage_name(fp, o, from, sizeof(from));
@@ -449,21 +494,25 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
         o->zf->fd = -1;
     }
     /* Each folder once: files of one epoch often share none, sometimes all. */
-    for (size_t i = 0; i < fp->nouts && rc == 0; i++) {
-        bool seen = fp->outs[i].none_kept;
+    for (size_t i = 0; i < fp->nclosing && rc == 0; i++) {
+        const struct fout *c = fp->closing;
+        bool seen = c[i].none_kept;
         for (size_t k = 0; k < i && !seen; k++)
-            seen = !fp->outs[k].none_kept && !strcmp(fp->outs[k].rel, fp->outs[i].rel);
+            seen = !c[k].none_kept && !strcmp(c[k].rel, c[i].rel);
         if (seen)
             continue;
-        snprintf(dir, sizeof(dir), "%s/%s", fs->conf->root, fp->outs[i].rel);
+        snprintf(dir, sizeof(dir), "%s/%s", fs->conf->root, c[i].rel);
         rc = fsync_dir(dir, err);
     }
     if (rc != 0)
         return rc;
     SL_DEBUG(fs->s->name, "%s-%d: %zu file%s for offsets %lld..%lld", p->topic, p->partition,
-             fp->nouts, fp->nouts == 1 ? "" : "s", (long long)p->durable, (long long)fp->next - 1);
-    epoch_drop(fs, fp);
-    p->durable = fp->next;
+             fp->nclosing, fp->nclosing == 1 ? "" : "s", (long long)p->durable,
+             (long long)fp->closing_end - 1);
+    outs_drop(fs, fp, fp->closing, fp->nclosing); /* renamed: closed, nothing to unlink */
+    fp->closing = NULL;
+    fp->nclosing = 0;
+    p->durable = fp->closing_end;
     return 0;
 }
 
@@ -682,17 +731,30 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
         struct sink_part *p = &parts[i];
         struct fpart *fp = p->priv;
         /* Rule 1: never a second finalized epoch before the first is committed. */
-        if (p->durable != p->committed)
-            continue;
+        bool may_finalize = p->durable == p->committed;
+        if (fp->nclosing > 0) {
+            /* Finalized once its chunks are written, so the driver goes on fetching while the
+             * compressors finish them; at once (waiting) when nothing else came in, when the
+             * open epoch is due already, or in a drain. */
+            if (!may_finalize ||
+                (!force && !fp->due && fp->next != fp->closing_end && !closing_written(fs, fp)))
+                continue;
+            int rc = epoch_finalize(fs, p, err);
+            if (rc != 0)
+                return rc;
+            continue; /* the open epoch closes after this one's commit */
+        }
         if (fp->nouts == 0) {
             /* Only dead letters or skipped offsets: nothing to write, the position moves. */
-            if (fp->next > p->durable)
+            if (may_finalize && fp->next > p->durable)
                 p->durable = fp->next;
             continue;
         }
         if (!force && !fp->due && now - fp->epoch_ms < fs->conf->roll_age_ms)
             continue;
-        int rc = epoch_finalize(fs, p, err);
+        int rc = epoch_close(fs, fp, err);
+        if (rc == 0 && may_finalize && (force || closing_written(fs, fp)))
+            rc = epoch_finalize(fs, p, err);
         if (rc != 0)
             return rc;
     }

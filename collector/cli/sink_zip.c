@@ -133,6 +133,8 @@ static int check_chunk(struct zjob *job)
     return 0;
 }
 
+#define SYNC_HINT_BYTES (1u << 20)
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -165,8 +167,13 @@ static int write_member(struct sink_zfile *f, const uint8_t *member, size_t len)
     if (rc < 0)
         return rc;
     /* Start the disk write now, so the fsync before the rename has little left to wait for
-     * (the driver fetches nothing while it waits). Only a hint: errors show at the fsync. */
-    (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+     * (the driver fetches nothing while it waits); once per SYNC_HINT_BYTES, as each call
+     * submits its own small writes. Only a hint: errors show at the fsync. */
+    f->unhinted += len;
+    if (f->unhinted >= SYNC_HINT_BYTES) {
+        (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        f->unhinted = 0;
+    }
     return 0;
 }
 
@@ -342,6 +349,14 @@ int sink_zip_wait(struct sink_zip *z, struct sink_zfile *f)
     int rc = f->err;
     pthread_mutex_unlock(&z->mu);
     return rc;
+}
+
+bool sink_zip_idle(struct sink_zip *z, const struct sink_zfile *f)
+{
+    pthread_mutex_lock(&z->mu);
+    bool idle = f->pending == 0;
+    pthread_mutex_unlock(&z->mu);
+    return idle;
 }
 
 uint64_t sink_zip_out_bytes(struct sink_zip *z, const struct sink_zfile *f)

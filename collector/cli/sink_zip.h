@@ -7,6 +7,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -61,6 +62,7 @@ struct sink_zfile {
     int err;            /* the first write error (-errno); later chunks are dropped */
     int64_t first_ok;   /* offset of the first record kept, -1 before one (chunks with recs) */
     uint64_t put_seq, done_seq; /* chunks put; chunks written (members go in put order) */
+    uint64_t unhinted;          /* bytes written since the last writeback hint (the writer's) */
     struct sink_zreject *rejects, **rejects_tail; /* owned: in offset order */
 };
 
@@ -86,6 +88,8 @@ void sink_zip_free(struct sink_zip *z);
 int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c);
 /* Waits until f has no chunk pending. Returns 0 or f's write error (-errno). */
 int sink_zip_wait(struct sink_zip *z, struct sink_zfile *f);
+/* True when no chunk of f is queued or being written: sink_zip_wait would not block. */
+bool sink_zip_idle(struct sink_zip *z, const struct sink_zfile *f);
 /* Compressed bytes written to f so far (without waiting). */
 uint64_t sink_zip_out_bytes(struct sink_zip *z, const struct sink_zfile *f);
 

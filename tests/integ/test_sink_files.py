@@ -55,7 +55,8 @@ def bad_config(tmp):
 def dead_letters(tmp, srv, base_ms):
     """content: value; every 50th value is not a JSON object, and the 5 records of a later hour
     are all refused: that hour gets no file. Values are checked on the compressor thread, and a
-    file is named after the first record it keeps."""
+    file is named after the first record it keeps. max_open_files 1: the later hour's first
+    record ends the epoch and is fetched again, past a Fetch already sent ahead."""
     topic = "mixed"
     create_topic(srv.bootstrap, topic, 1)
 
@@ -68,7 +69,7 @@ def dead_letters(tmp, srv, base_ms):
     root = os.path.join(tmp, "mixed-root")
     conf = os.path.join(tmp, "mixed.yaml")
     write_conf(conf, type="files", group="mixed", topics=f"[{topic}]", bootstrap=f"[{srv.bootstrap}]",
-               root=root, roll_age="300ms", session_timeout="3s",
+               root=root, roll_age="300ms", session_timeout="3s", max_open_files=1,
                dead_letter=os.path.join(tmp, "mixed-dead.jsonl"), fetch_max_wait="100ms")
     s = Sink(conf, "mixed").start()
     pos = wait_caught_up(lambda: committed(srv.bootstrap, "mixed", topic), {0: 1005}, 60)
