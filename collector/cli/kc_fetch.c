@@ -376,10 +376,11 @@ static int reset_positions(struct kc_fetcher *f, struct sl_err *err)
  * Predicts where the parts of `leader` stand once the answer in r (a copy: the caller reads it
  * again) is handed out: past its last whole batch for each partition answered without error;
  * where they are now for the others. Sets each part's `ahead`; -1: not to be asked ahead (an
- * error to handle first, or the stop reached).
+ * error to handle first, or the stop reached). Returns whether any partition moves.
  */
-static void predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, int32_t leader)
+static bool predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, int32_t leader)
 {
+    bool moved = false;
     for (size_t i = 0; i < f->nparts; i++) {
         struct kc_fetch_part *q = &f->parts[i];
         if (q->leader == leader)
@@ -410,19 +411,27 @@ static void predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, i
                 fp->ahead = -1;
                 continue;
             }
+            /* Only the header fields that place each batch: its CRC and the rest are checked
+             * when it is handed out, and a wrong guess only costs an answer dropped. */
             int64_t at = fp->offset;
-            for (size_t pos = 0; pos < recs.len;) {
-                struct sl_batch_header h;
-                if (sl_batch_parse_header(&h, recs.p + pos, recs.len - pos, 0, NULL) != 0)
+            for (size_t pos = 0; recs.len - pos >= SL_BATCH_HEADER_SIZE;) {
+                const uint8_t *b = recs.p + pos;
+                int32_t len = (int32_t)sl_be32(b + SL_BATCH_OFF_LENGTH);
+                if (b[SL_BATCH_OFF_MAGIC] != SL_BATCH_MAGIC || len < SL_BATCH_LENGTH_MIN ||
+                    (size_t)len + 12 > recs.len - pos)
                     break; /* cut by the byte limit, or an error kc_fetch_parse reports */
-                int64_t last = sl_batch_last_offset(&h);
+                int64_t last =
+                    (int64_t)(sl_be64(b + SL_BATCH_OFF_BASE_OFFSET) +
+                              (uint64_t)(int32_t)sl_be32(b + SL_BATCH_OFF_LAST_OFFSET_DELTA));
                 if (last >= at)
                     at = last + 1;
-                pos += h.size;
+                pos += (size_t)len + 12;
             }
+            moved |= at > fp->offset;
             fp->ahead = fp->stop >= 0 && at >= fp->stop ? -1 : at;
         }
     }
+    return moved;
 }
 
 /* Sends the next Fetch to the leader whose answer r is, before it is handed out. A failure
@@ -430,11 +439,14 @@ static void predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, i
 static void send_ahead(struct kc_fetcher *f, const struct kc_fetch_flight *from,
                        const struct sl_reader *r)
 {
-    predict(f, *r, from->version, from->leader);
-    bool any = false;
-    for (size_t i = 0; i < f->nparts && !any; i++)
-        any = ask_at(&f->parts[i], from->leader, true) >= 0;
-    struct kc_fetch_flight *n = any ? sl_realloc(f->flights, (f->nflights + 1) * sizeof(*n)) : NULL;
+    /* An answer without new records: caught up, nothing to overlap, and the next Fetch's
+     * long poll is the caller's to set. */
+    bool moved = predict(f, *r, from->version, from->leader);
+    bool asks = false;
+    for (size_t i = 0; moved && i < f->nparts && !asks; i++)
+        asks = ask_at(&f->parts[i], from->leader, true) >= 0;
+    struct kc_fetch_flight *n =
+        asks ? sl_realloc(f->flights, (f->nflights + 1) * sizeof(*n)) : NULL;
     if (n) {
         f->flights = n;
         fetch_req(kc_conn_begin(from->c, KC_API_FETCH, from->version), from->version, f,

@@ -102,7 +102,8 @@ static const struct sl_conf_opt sink_opts[] = {
      .def = "500ms",
      .min = 10,
      .max = 10000,
-     .help = "long poll of a fetch; also bounds how late an age-based flush and /metrics run"},
+     .help = "long poll of a fetch, cut short when files or a batch come due sooner; also "
+             "bounds how late /metrics answers"},
     {.name = "fetch_max_bytes",
      .type = SL_CONF_SIZE,
      .offset = offsetof(struct sink_conf, fetch_max_bytes),
@@ -605,6 +606,9 @@ static int run(struct sink_run *r)
             rc = pause_ms(r, 200);
         } else {
             r->rec_err.msg[0] = 0;
+            int64_t due = r->be->due_in(r->bstate, r->parts, r->nparts, kc_now_ms());
+            r->f.max_wait_ms =
+                (int32_t)(due < 0 ? r->conf->fetch_wait_ms : SL_MIN(due, r->conf->fetch_wait_ms));
             rc = kc_fetcher_poll(&r->f, on_record, r, &err);
             if (rc < 0 && r->dest_failed)
                 err = r->rec_err;

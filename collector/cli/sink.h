@@ -72,6 +72,10 @@ struct sink_backend {
      * parts[0..n) sets p->durable past what became durable. Returns 0 or a destination error
      * (partitions may then be partly advanced; the rest is aborted by the driver). */
     int (*flush)(void *state, struct sink_part *parts, size_t n, bool force, struct sl_err *err);
+    /* Milliseconds from now until flush has something due (0: already), or -1 when nothing
+     * is waiting: the driver's long poll lasts no longer, so data is durable on time even
+     * when the topic goes quiet. */
+    int64_t (*due_in)(void *state, const struct sink_part *parts, size_t n, int64_t now);
     /* True when durability depends on the group commit (files: a partition's next files may
      * not be renamed before the previous ones are committed); false when the destination
      * stores its own positions (postgres: the group commit only feeds lag tools). */

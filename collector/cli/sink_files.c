@@ -761,6 +761,23 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
     return 0;
 }
 
+static int64_t files_due_in(void *state, const struct sink_part *parts, size_t n, int64_t now)
+{
+    const struct files *fs = state;
+    int64_t due = -1;
+    for (size_t i = 0; i < n; i++) {
+        const struct fpart *fp = parts[i].priv;
+        int64_t d = -1;
+        if (fp->nclosing > 0)
+            d = 1; /* finalized once the compressors are done: look again soon */
+        else if (fp->nouts > 0)
+            d = fp->due ? 0 : SL_MAX(fp->epoch_ms + fs->conf->roll_age_ms - now, 0);
+        if (d >= 0 && (due < 0 || d < due))
+            due = d;
+    }
+    return due;
+}
+
 static void files_abort(void *state, struct sink_part *p)
 {
     struct fpart *fp = p->priv;
@@ -864,5 +881,6 @@ const struct sink_backend sink_files_backend = {
     .revoke = files_revoke,
     .write = files_write,
     .flush = files_flush,
+    .due_in = files_due_in,
     .commit_gates_flush = true,
 };

@@ -883,6 +883,16 @@ static int pg_flush(void *state, struct sink_part *parts, size_t n, bool force, 
     return rc;
 }
 
+static int64_t pg_due_in(void *state, const struct sink_part *parts, size_t n, int64_t now)
+{
+    (void)parts;
+    (void)n;
+    const struct pg *g = state;
+    if (g->batch_ms == 0)
+        return -1;
+    return SL_MAX(g->batch_ms + g->conf->batch_age_ms - now, 0);
+}
+
 static void pg_abort(void *state, struct sink_part *p)
 {
     struct pg *g = state;
@@ -998,5 +1008,6 @@ const struct sink_backend sink_pg_backend = {
     .revoke = pg_revoke,
     .write = pg_write,
     .flush = pg_flush,
+    .due_in = pg_due_in,
     .commit_gates_flush = false,
 };
