@@ -17,6 +17,7 @@ struct jr {
     size_t n, i;
     struct sl_err *err;
     int rc;
+    bool newline; /* a '\n' or '\r' was skipped as whitespace */
 };
 
 static int fail(struct jr *r, const char *what)
@@ -31,9 +32,13 @@ static inline void ws(struct jr *r)
     /* most tokens follow no whitespace or one space */
     if (r->i < r->n && r->p[r->i] > ' ')
         return;
-    while (r->i < r->n &&
-           (r->p[r->i] == ' ' || r->p[r->i] == '\t' || r->p[r->i] == '\n' || r->p[r->i] == '\r'))
-        r->i++;
+    for (; r->i < r->n; r->i++) {
+        uint8_t c = r->p[r->i];
+        if (c == '\n' || c == '\r')
+            r->newline = true;
+        else if (c != ' ' && c != '\t')
+            break;
+    }
 }
 
 static int hex4(const uint8_t *p, unsigned *out)
@@ -248,17 +253,31 @@ static int value(struct jr *r, int depth, enum sl_json_type *type)
     return rc;
 }
 
+static int check(struct jr *r, enum sl_json_type *type)
+{
+    if (!r->p)
+        return sl_err_set(r->err, SL_EPARSE, "not JSON: a null value");
+    if (value(r, 0, type) != 0)
+        return r->rc;
+    ws(r);
+    if (r->i != r->n)
+        return fail(r, "bytes after the value");
+    return 0;
+}
+
 int sl_json_check(const void *p, size_t n, enum sl_json_type *type, struct sl_err *err)
 {
     struct jr r = {.p = p, .n = n, .err = err};
-    if (!p)
-        return sl_err_set(err, SL_EPARSE, "not JSON: a null value");
-    if (value(&r, 0, type) != 0)
-        return r.rc;
-    ws(&r);
-    if (r.i != r.n)
-        return fail(&r, "bytes after the value");
-    return 0;
+    return check(&r, type);
+}
+
+int sl_json_check_nl(const void *p, size_t n, enum sl_json_type *type, bool *newline,
+                     struct sl_err *err)
+{
+    struct jr r = {.p = p, .n = n, .err = err};
+    int rc = check(&r, type);
+    *newline = rc == 0 && r.newline;
+    return rc;
 }
 
 void sl_json_get(const void *obj, size_t n, const char *key, struct sl_json_val *out)

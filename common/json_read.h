@@ -36,6 +36,12 @@ struct sl_json_val {
  */
 int sl_json_check(const void *p, size_t n, enum sl_json_type *type, struct sl_err *err);
 
+/* sl_json_check that also sets *newline when the checked text holds a '\n' or '\r' (in JSON
+ * only whitespace between tokens), so a caller calls sl_json_one_line only then: the check sees
+ * every such byte, and most values have none. */
+int sl_json_check_nl(const void *p, size_t n, enum sl_json_type *type, bool *newline,
+                     struct sl_err *err);
+
 /* In a checked JSON object text, finds the top-level member named key (the first, when
  * repeated) and sets *out; out->type is SL_JSON_NONE when absent. */
 void sl_json_get(const void *obj, size_t n, const char *key, struct sl_json_val *out);

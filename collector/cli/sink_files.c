@@ -590,13 +590,13 @@ static void bucket(const struct files *fs, const struct sink_part *p, int64_t ts
     sl_buf_append(b, "", 1);
 }
 
-/* Appends a JSON text with its whitespace newlines made spaces (JSON strings hold none raw),
- * so it stays one line. */
-static void append_one_line(struct sl_buf *b, const uint8_t *p, size_t n)
+/* Appends a JSON text with its whitespace newlines, when it has some, made spaces (JSON
+ * strings hold none raw), so it stays one line. */
+static void append_one_line(struct sl_buf *b, const uint8_t *p, size_t n, bool newline)
 {
     size_t at = b->len;
     sl_buf_append(b, p, n);
-    if (!sl_buf_error(b))
+    if (newline && !sl_buf_error(b))
         sl_json_one_line(b->data + at, n);
 }
 
@@ -607,7 +607,9 @@ static int build_line(struct files *fs, const struct sink_part *p,
 {
     struct sl_buf *b = &fs->line;
     sl_buf_reset(b);
-    bool json = rec->value.p && sl_json_check(rec->value.p, rec->value.len, NULL, NULL) == 0;
+    bool newline = false;
+    bool json =
+        rec->value.p && sl_json_check_nl(rec->value.p, rec->value.len, NULL, &newline, NULL) == 0;
     sl_buf_append_str(b, "{\"topic\":");
     cli_json_str(b, p->topic, strlen(p->topic));
     sl_buf_printf(b, ",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":", p->partition,
@@ -615,7 +617,7 @@ static int build_line(struct files *fs, const struct sink_part *p,
     cli_json_key_headers(b, rec);
     sl_buf_append_str(b, ",\"value\":");
     if (json)
-        append_one_line(b, rec->value.p, rec->value.len);
+        append_one_line(b, rec->value.p, rec->value.len, newline);
     else
         cli_json_str(b, rec->value.p, rec->value.len);
     sl_buf_append_str(b, "}\n");

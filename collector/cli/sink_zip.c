@@ -98,11 +98,13 @@ static int check_chunk(struct zjob *job)
         const struct sink_zrec *r = &recs[i];
         uint8_t *v = lines + at;
         enum sl_json_type t = SL_JSON_NONE;
-        bool json = sl_json_check(v, r->vlen, &t, NULL) == 0;
+        bool newline;
+        bool json = sl_json_check_nl(v, r->vlen, &t, &newline, NULL) == 0;
         bool ok = json && t == SL_JSON_OBJECT;
         size_t klen = r->klen > 0 ? (size_t)r->klen : 0;
         if (ok) {
-            sl_json_one_line(v, r->vlen);
+            if (newline)
+                sl_json_one_line(v, r->vlen);
             if (out != at)
                 memmove(lines + out, v, (size_t)r->vlen + 1);
             out += (size_t)r->vlen + 1;

@@ -100,6 +100,40 @@ static void test_one_line(void **state)
     assert_string_equal(plain, "{\"a\":1}");
 }
 
+/* sl_json_check_nl says whether one_line has work: a raw newline or CR between tokens, at any
+ * depth and after the value, but not an escaped one in a string nor one in text that is not
+ * JSON; the type and the error are sl_json_check's. */
+static void test_check_nl(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        bool json, newline;
+    } cases[] = {
+        {"{\"a\":1}", true, false},
+        {"{\"a\":\"x\\ny\\r\"}", true, false},
+        {"{\"a\":\n1}", true, true},
+        {"[1,\r2]", true, true},
+        {"{\"a\":[{\"b\":\n[]}]}", true, true},
+        {"{\"a\":1}\r\n", true, true},
+        {"\n\"s\"", true, true},
+        {"{\"a\":\n}", false, false},
+        {"not\njson", false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *s = cases[i].text;
+        bool nl = !cases[i].newline;
+        enum sl_json_type t1 = SL_JSON_NONE, t2 = SL_JSON_NONE;
+        struct sl_err e1 = {{0}}, e2 = {{0}};
+        int rc = sl_json_check_nl(s, strlen(s), &t1, &nl, &e1);
+        assert_int_equal(rc == 0, cases[i].json);
+        assert_int_equal(nl, cases[i].newline);
+        assert_int_equal(rc, sl_json_check(s, strlen(s), &t2, &e2));
+        assert_int_equal(t1, t2);
+        assert_string_equal(e1.msg, e2.msg);
+    }
+}
+
 /* Strings are skipped a word at a time: a byte that needs a closer look must be found at every
  * position of a word, and a good multi-byte character must pass at every position. */
 static void test_string_every_position(void **state)
@@ -221,9 +255,13 @@ static void test_key_from_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts),          cmocka_unit_test(test_refuses_with_offset),
-        cmocka_unit_test(test_one_line),         cmocka_unit_test(test_string_every_position),
-        cmocka_unit_test(test_get_and_unescape), cmocka_unit_test(test_key_from_json),
+        cmocka_unit_test(test_accepts),
+        cmocka_unit_test(test_refuses_with_offset),
+        cmocka_unit_test(test_one_line),
+        cmocka_unit_test(test_check_nl),
+        cmocka_unit_test(test_string_every_position),
+        cmocka_unit_test(test_get_and_unescape),
+        cmocka_unit_test(test_key_from_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
