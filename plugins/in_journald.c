@@ -48,12 +48,14 @@
  *          sd_journal_process --> APPEND or INVALIDATE (files added or removed: rotation,
  *          vacuuming; logged) --> a reading turn
  *        the sink is full (-EAGAIN) --> blocked: the entry stays current and is offered again
- *          when the waiter resumes (nothing read meanwhile: the journal is the buffer)
+ *          when the waiter resumes (nothing read meanwhile: the journal is the buffer); its
+ *          cursor is kept, because a rotation or vacuum meanwhile makes sd-journal close the
+ *          entry's file and forget the current entry (-EADDRNOTAVAIL): it is found again by
+ *          that cursor (sd_journal_seek_cursor, next, test_cursor), or, vacuumed, reading goes
+ *          on at the entry after it (logged)
  *        sd_journal_next fails (a corrupt file sd-journal could not step over) --> logged,
  *          tried again after RETRY_S; an entry whose fields cannot all be read is shipped with
- *          those read, logged; one whose time or cursor is not written yet is read again
- *          (UNREADY_S, up to UNREADY_RETRIES times); one without time or cursor is skipped,
- *          logged; entries
+ *          those read, logged; one without time or cursor is skipped, logged; entries
  *          sd-journal stepped over without a word (corrupt data) show as a gap in the
  *          sequence numbers when the source has no filters: logged (check_gap)
  *
@@ -66,14 +68,9 @@
 #define WHO(j)       ((j)->ctx.name)
 #define TURN_ENTRIES 2048 /* entries per reading turn, so the loop breathes */
 #define RETRY_S      1.0  /* after a read error or an allocation failure */
-/* An entry whose time or cursor reads as not there yet (-EADDRNOTAVAIL: the writer has not
- * finished it, often while it rotates the file) is read again this often, this many times,
- * before it counts as unreadable. */
-#define UNREADY_S       0.05
-#define UNREADY_RETRIES 40
-#define POLL_S          1.0 /* without an inotify fd, how often the journal is looked at */
-#define RUN_JOURNAL     "/run/log/journal"
-#define VAR_JOURNAL     "/var/log/journal"
+#define POLL_S       1.0  /* without an inotify fd, how often the journal is looked at */
+#define RUN_JOURNAL  "/run/log/journal"
+#define VAR_JOURNAL  "/var/log/journal"
 
 enum jd_wait { JD_WAIT_NONE, JD_WAIT_ABSENT, JD_WAIT_DENIED, JD_WAIT_OTHER };
 
@@ -106,7 +103,8 @@ struct in_journald {
     uint64_t seq;        /* positions handed out */
     bool started, blocked, dirty;
     bool current;         /* the journal is on an entry not emitted yet */
-    unsigned unready;     /* times the current entry read as not written yet */
+    char *held;           /* owned: the current entry's cursor once read (it was offered and
+                             refused), to find it again if sd-journal forgets it; or NULL */
     enum jd_wait waiting; /* why the journal is not open (logged once per reason) */
     bool gap_check;       /* no filters and nothing unreadable: a seqnum gap is a loss */
     bool has_prev;        /* prev_sid and prev_seqnum hold the last entry read */
@@ -545,21 +543,57 @@ unknown:
     j->has_prev = false;
 }
 
+/* The current entry stays current (the sink refused it, or memory ran out): its cursor, from
+ * malloc, is kept for refind. */
+static void hold(struct in_journald *j, char *cursor)
+{
+    sl_free(j->held);
+    j->held = cursor;
+}
+
+/* sd-journal has no current entry any more (-EADDRNOTAVAIL): the file of the entry held was
+ * dropped while it waited (rotated: a new file took its name, and sd-journal closes the one it
+ * had under that name, then opens the archived one as another file; or vacuumed). Finds the
+ * entry again by its cursor. Returns 1 when the journal is on an
+ * entry again (the held one, or the first after it when that one is gone, logged), 0 when there
+ * is none, or a negative errno. */
+static int refind(struct in_journald *j)
+{
+    int r = sd_journal_seek_cursor(j->jr, j->held);
+    if (r >= 0)
+        r = sd_journal_next(j->jr);
+    if (r > 0 && sd_journal_test_cursor(j->jr, j->held) <= 0)
+        SL_WARN(WHO(j),
+                "entry %.200s was removed from the journal (vacuumed) while waiting to "
+                "be shipped; reading on from the entry after it",
+                j->held);
+    else if (r == 0)
+        SL_WARN(WHO(j),
+                "entry %.200s was removed from the journal (vacuumed) while waiting to "
+                "be shipped; no entry after it yet",
+                j->held);
+    SL_FREE(j->held);
+    return r;
+}
+
 /* Builds the current entry's record and offers it. Returns 0 when it was taken or skipped
- * (logged), 1 when it is not fully written yet (read it again later), -EAGAIN when the sink is
- * full (the waiter is queued), -ENOMEM. */
+ * (logged), -EAGAIN when the sink is full (the waiter is queued; the entry stays current),
+ * -ENOMEM. */
 static int emit_entry(struct in_journald *j)
 {
     sd_journal *jr = j->jr;
     uint64_t usec = 0;
     char *sdc = NULL;
     int r = sd_journal_get_realtime_usec(jr, &usec);
+    if (r == -EADDRNOTAVAIL && j->held) {
+        r = refind(j);
+        if (r == 0)
+            return 0; /* nothing to emit; the next sd_journal_next waits for new entries */
+        if (r > 0)
+            r = sd_journal_get_realtime_usec(jr, &usec);
+    }
     if (r >= 0)
         r = sd_journal_get_cursor(jr, &sdc);
-    if (r == -EADDRNOTAVAIL && j->unready < UNREADY_RETRIES) {
-        free(sdc);
-        return 1;
-    }
     if (r < 0) {
         count_error(j);
         SL_ERR(WHO(j), "an entry without a readable time or cursor was skipped: %s", strerror(-r));
@@ -577,7 +611,7 @@ static int emit_entry(struct in_journald *j)
     sd_journal_restart_data(jr);
     while ((r = sd_journal_enumerate_available_data(jr, &d, &l)) > 0) {
         if (in_journald_rec_add(rec, d, l) != 0) {
-            sl_free(cursor);
+            hold(j, cursor);
             return -ENOMEM;
         }
     }
@@ -644,7 +678,7 @@ static int emit_entry(struct in_journald *j)
         if (in_journald_rec_json(rec, &j->clock, usec,
                                  (struct sl_bytes){j->fixed.data, j->fixed.len}, &j->value) != 0) {
             sl_buf_fini(&j->value);
-            sl_free(cursor);
+            hold(j, cursor);
             return -ENOMEM;
         }
         pr.value = (struct sl_bytes){j->value.data, j->value.len};
@@ -660,7 +694,7 @@ static int emit_entry(struct in_journald *j)
         return 0;
     }
     if (rc != 0) {
-        sl_free(cursor);
+        hold(j, cursor);
         return rc == -EAGAIN ? -EAGAIN : -ENOMEM;
     }
     j->seq++;
@@ -709,15 +743,6 @@ static void jd_on_kick(struct ev_loop *loop, ev_timer *w, int revents)
             }
         }
         int rc = emit_entry(j);
-        if (rc == 1) {
-            /* The entry stays current; reading on would skip it. */
-            j->unready++;
-            ev_timer_stop(j->ctx.loop, &j->kick);
-            ev_timer_set(&j->kick, UNREADY_S, 0);
-            ev_timer_start(j->ctx.loop, &j->kick);
-            return;
-        }
-        j->unready = 0;
         if (rc == -EAGAIN) {
             j->blocked = true;
             return;
@@ -728,6 +753,7 @@ static void jd_on_kick(struct ev_loop *loop, ev_timer *w, int revents)
             return;
         }
         j->current = false;
+        SL_FREE(j->held);
     }
     jd_schedule(j);
 }
@@ -961,6 +987,7 @@ static void in_journald_free(void *self)
     sl_free(j->ckpt_path);
     sl_free(j->cursor);
     sl_free(j->verify);
+    sl_free(j->held);
     sl_free(j);
 }
 

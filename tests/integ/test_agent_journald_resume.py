@@ -4,13 +4,15 @@ garbage state file (from the head), a cursor from another journal (from the firs
 after its time), a vacuumed cursor (from the oldest entry after it); then a journal file that is
 corrupt (what can be read is shipped, the gap logged), a journal folder that appears only after
 the start (the agent waits and then reads it), read_from: tail on `files` (only what is
-appended), and a journal it may not read (a clear error
-naming the systemd-journal group)."""
+appended), a rotation while the agent holds an entry it cannot ship yet (that entry and all
+after it arrive; with the archived file vacuumed too, reading goes on after it, logged), and a
+journal it may not read (a clear error naming the systemd-journal group)."""
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(__file__))
@@ -70,6 +72,62 @@ def expect(name, got, want, log, line):
     if line not in log:
         jh.die(f"{name}: no log line {line!r}:\n{log[-3000:]}")
     print(f"ok: {name}: {len(got)} entries, logged {line!r}")
+
+
+def rotated_while_waiting(vacuum):
+    """With its collector down the agent holds an entry it cannot ship (waiting for the topic's
+    metadata, or at memory_limit); the journal then rotates, so sd-journal closes the file and
+    forgets that entry. With the collector back, the held entry and every one after it arrive,
+    none skipped, none twice. With vacuum, the archived file is deleted too: reading goes on at
+    the first entry after the held one (the new file), logged."""
+    name = "vacuumed-while-waiting" if vacuum else "rotated-while-waiting"
+    rot = os.path.join(wd, name + "-journal")
+    os.makedirs(rot)
+    jh.write_journal(os.path.join(rot, "system.journal"), jh.std_export(0, 3000, T0))
+    srv2 = Server(os.path.join(wd, name + "-data"), "--fsync", "never").start()
+    srv2.stop()  # its port stays the agent's collector address
+    agent = jh.RealAgent(os.path.join(wd, name), srv2.bootstrap,
+                         f"  j:\n    type: journald\n    directory: {rot}\n    topic: rot\n"
+                         f"    journal_fields: [SEQ_NO]\n", extra="memory_limit: 64KiB\n")
+    agent.start()
+    try:
+        last, since, end = -1, time.time(), time.time() + 30
+        while time.time() < end and time.time() - since < 0.5:
+            now = int(agent.metric("sluice_agent_journal_entries_read_total"))
+            if now != last:
+                last, since = now, time.time()
+            time.sleep(0.05)
+        if not 0 <= last < 3000:  # 0: held at the first entry, waiting for the topic's metadata
+            jh.die(f"{name}: {last} entries read with the collector down; the test needs the "
+                   "agent waiting on an entry")
+        # Rotation: the file is archived under a new name and a new one takes its name; the new
+        # inode at a known path is what makes sd-journal drop the file it was reading.
+        archived = os.path.join(rot, f"system@{'0' * 32}-{1:016x}-{T0:016x}.journal")
+        os.rename(os.path.join(rot, "system.journal"), archived)
+        if vacuum:
+            os.unlink(archived)
+        jh.write_journal(os.path.join(rot, "system.journal"), jh.std_export(3000, 10, T0))
+        jh.wait_log(agent, "journal files were added or removed")
+        srv2.start()
+        want = list(range(last, 3000)) if not vacuum else []
+        want = list(range(last)) + want + list(range(3000, 3010))
+        agent.wait_acked(len(want), timeout=60)
+        n = jh.wait_idle(agent)
+        agent.stop()
+        got = [int(json.loads(v)["SEQ_NO"]) for _, v in jh.consume_ts(srv2.bootstrap, "rot", n)]
+    finally:
+        if agent.p.poll() is None:
+            agent.kill()
+        srv2.stop()
+    log = agent.log()
+    if "was skipped" in log:
+        jh.die(f"{name}: an entry was skipped:\n{log[-3000:]}")
+    expect(name, got, want, log,
+           "was removed from the journal (vacuumed) while waiting to be shipped; reading on "
+           "from the entry after it" if vacuum else "journal files were added or removed")
+    if not vacuum and "removed from the journal" in log:
+        jh.die(f"{name}: the held entry was taken for vacuumed:\n{log[-3000:]}")
+    print(f"ok: {name}: the agent was held at entry {last} of 3000")
 
 
 def main():
@@ -154,6 +212,9 @@ def main():
                    wait_for="first start: reading new entries only (read_from: tail)",
                    before_idle=append)
     expect("read_from tail", got, range(100, 150), log, "reading new entries only")
+
+    rotated_while_waiting(vacuum=False)
+    rotated_while_waiting(vacuum=True)
 
     # format: raw, key: path: the message as the value, the unit as the key, the rest headers.
     awd = os.path.join(wd, "raw")
