@@ -247,6 +247,36 @@ static int deliver(struct kc_fetcher *f, struct kc_fetch_part *fp, struct sl_byt
     return 0;
 }
 
+/* True when fp's answer was asked ahead from a position that has moved since (the caller stopped
+ * early or moved it): it is dropped for fp, which is asked again. */
+static bool stale(const struct kc_fetch_part *fp)
+{
+    return fp->asked >= 0 && fp->asked != fp->offset;
+}
+
+/* One partition's entry of a Fetch answer. */
+struct part_answer {
+    int32_t partition;
+    int16_t code;
+    int64_t high_watermark, log_start; /* log_start -1 before v5 */
+    struct sl_bytes records;
+};
+
+/* Reads a partition's entry at r (r->err set when it is cut or malformed). */
+static void read_part_answer(struct sl_reader *r, int16_t version, struct part_answer *a)
+{
+    a->partition = sl_reader_i32(r);
+    a->code = sl_reader_i16(r);
+    a->high_watermark = sl_reader_i64(r);
+    sl_reader_i64(r);                                    /* last_stable_offset */
+    a->log_start = version >= 5 ? sl_reader_i64(r) : -1; /* log_start_offset */
+    int32_t na = sl_reader_array(r, MAX_ITEMS, 16);      /* aborted_transactions */
+    sl_reader_skip(r, (size_t)SL_MAX(na, 0) * 16);
+    if (version >= 11)
+        sl_reader_i32(r); /* preferred_read_replica */
+    a->records = sl_reader_bytes(r);
+}
+
 int kc_fetch_parse(struct kc_fetcher *f, struct sl_reader *r, int16_t version, int32_t leader,
                    kc_record_fn fn, void *arg, struct sl_err *err)
 {
@@ -263,29 +293,22 @@ int kc_fetch_parse(struct kc_fetcher *f, struct sl_reader *r, int16_t version, i
         struct sl_bytes topic = sl_reader_string(r);
         int32_t np = sl_reader_array(r, MAX_ITEMS, 34);
         for (int32_t p = 0; p < np && !r->err; p++) {
-            int32_t part = sl_reader_i32(r);                      /* partition_index */
-            int16_t code = sl_reader_i16(r);                      /* error_code */
-            int64_t hw = sl_reader_i64(r);                        /* high_watermark */
-            sl_reader_i64(r);                                     /* last_stable_offset */
-            int64_t start = version >= 5 ? sl_reader_i64(r) : -1; /* log_start_offset */
-            int32_t na = sl_reader_array(r, MAX_ITEMS, 16);       /* aborted_transactions */
-            sl_reader_skip(r, (size_t)SL_MAX(na, 0) * 16);
-            if (version >= 11)
-                sl_reader_i32(r);                      /* preferred_read_replica */
-            struct sl_bytes recs = sl_reader_bytes(r); /* records */
+            struct part_answer a;
+            read_part_answer(r, version, &a);
             if (r->err)
                 break;
-            struct kc_fetch_part *fp = find_part(f, topic, part, leader);
+            int16_t code = a.code;
+            struct kc_fetch_part *fp = find_part(f, topic, a.partition, leader);
             if (!fp || stop)
                 continue; /* not asked, or the caller stopped: the position stays */
-            if (fp->asked >= 0 && fp->asked != fp->offset)
-                continue; /* sent ahead from a position since moved: asked again */
+            if (stale(fp))
+                continue;
             switch (code) {
             case KAFKA_E_NONE:
                 fp->errors = 0;
-                fp->high_watermark = hw;
-                fp->log_start = start;
-                stop = deliver(f, fp, recs, fn, arg, err);
+                fp->high_watermark = a.high_watermark;
+                fp->log_start = a.log_start;
+                stop = deliver(f, fp, a.records, fn, arg, err);
                 if (stop < 0)
                     return stop;
                 break;
@@ -396,18 +419,13 @@ static bool predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, i
         struct sl_bytes topic = sl_reader_string(&r);
         int32_t np = sl_reader_array(&r, MAX_ITEMS, 34);
         for (int32_t p = 0; p < np && !r.err; p++) {
-            int32_t part = sl_reader_i32(&r);
-            int16_t code = sl_reader_i16(&r);
-            sl_reader_skip(&r, version >= 5 ? 24 : 16); /* watermarks, log start */
-            int32_t na = sl_reader_array(&r, MAX_ITEMS, 16);
-            sl_reader_skip(&r, (size_t)SL_MAX(na, 0) * 16);
-            if (version >= 11)
-                sl_reader_i32(&r);
-            struct sl_bytes recs = sl_reader_bytes(&r);
-            struct kc_fetch_part *fp = find_part(f, topic, part, leader);
-            if (r.err || !fp || fp->ahead < 0 || (fp->asked >= 0 && fp->asked != fp->offset))
+            struct part_answer a;
+            read_part_answer(&r, version, &a);
+            struct sl_bytes recs = a.records;
+            struct kc_fetch_part *fp = find_part(f, topic, a.partition, leader);
+            if (r.err || !fp || fp->ahead < 0 || stale(fp))
                 continue;
-            if (code != KAFKA_E_NONE) {
+            if (a.code != KAFKA_E_NONE) {
                 fp->ahead = -1;
                 continue;
             }
