@@ -2,6 +2,7 @@
 #include "collector/cli/sink_gz.h"
 
 #include "common/base.h"
+#include "common/buf.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -9,11 +10,9 @@
 #include <libdeflate.h>
 
 struct sink_gz {
-    int level;
     struct libdeflate_compressor *ld; /* owned: levels above 1 */
     uint8_t *level_buf;               /* owned: igzip's hash tables (level 1) */
-    uint8_t *out;                     /* owned: out_cap bytes */
-    size_t out_cap;
+    struct sl_buf out;                /* owned: the last member, in its storage (len unused) */
 };
 
 int sink_gz_new(int level, struct sink_gz **out, struct sl_err *err)
@@ -24,7 +23,7 @@ int sink_gz_new(int level, struct sink_gz **out, struct sl_err *err)
     struct sink_gz *g = sl_calloc(1, sizeof(*g));
     if (!g)
         return sl_err_set(err, -ENOMEM, "out of memory");
-    g->level = level;
+    sl_buf_init(&g->out);
     if (level == 1)
         g->level_buf = sl_malloc(ISAL_DEF_LVL1_DEFAULT);
     else
@@ -44,20 +43,15 @@ void sink_gz_free(struct sink_gz *g)
     if (g->ld)
         libdeflate_free_compressor(g->ld);
     sl_free(g->level_buf);
-    sl_free(g->out);
+    sl_buf_fini(&g->out);
     sl_free(g);
 }
 
+/* Room for a member of `cap` bytes in g->out; -ENOMEM when there is none (buf's sticky error
+ * is cleared by the next member's sl_buf_reset). */
 static int reserve(struct sink_gz *g, size_t cap)
 {
-    if (cap <= g->out_cap)
-        return 0;
-    uint8_t *n = sl_realloc(g->out, cap);
-    if (!n)
-        return -ENOMEM;
-    g->out = n;
-    g->out_cap = cap;
-    return 0;
+    return sl_buf_reserve(&g->out, cap) == 0 ? 0 : -ENOMEM;
 }
 
 /* igzip has no bound function: start with room for text that compresses at all, and give it
@@ -80,14 +74,14 @@ static int64_t igzip_member(struct sink_gz *g, const uint8_t *in, size_t n)
     s.avail_in = (uint32_t)n;
     size_t done = 0;
     for (;;) {
-        s.next_out = g->out + done;
-        s.avail_out = (uint32_t)SL_MIN(g->out_cap - done, (size_t)UINT32_MAX);
+        s.next_out = g->out.data + done;
+        s.avail_out = (uint32_t)SL_MIN(g->out.cap - done, (size_t)UINT32_MAX);
         if (isal_deflate(&s) != COMP_OK)
             return -EINVAL; /* only for a bad stream setup, which the above is not */
-        done = (size_t)(s.next_out - g->out);
+        done = (size_t)(s.next_out - g->out.data);
         if (s.internal_state.state == ZSTATE_END)
             return (int64_t)done;
-        if (reserve(g, g->out_cap * 2) != 0)
+        if (reserve(g, g->out.cap * 2) != 0)
             return -ENOMEM;
     }
 }
@@ -95,15 +89,16 @@ static int64_t igzip_member(struct sink_gz *g, const uint8_t *in, size_t n)
 int64_t sink_gz_member(struct sink_gz *g, const uint8_t *in, size_t n, const uint8_t **out)
 {
     int64_t len;
+    sl_buf_reset(&g->out);
     if (g->level_buf) {
         len = igzip_member(g, in, n);
     } else {
         if (reserve(g, libdeflate_gzip_compress_bound(g->ld, n)) != 0)
             return -ENOMEM;
-        size_t l = libdeflate_gzip_compress(g->ld, in, n, g->out, g->out_cap);
+        size_t l = libdeflate_gzip_compress(g->ld, in, n, g->out.data, g->out.cap);
         len = l ? (int64_t)l : -ENOBUFS; /* cannot happen with the bound's room */
     }
     if (len >= 0)
-        *out = g->out;
+        *out = g->out.data;
     return len;
 }

@@ -24,6 +24,36 @@ struct zjob {
     struct zjob *next;
 };
 
+/* Jobs in a FIFO list. */
+struct zjobq {
+    struct zjob *head, *tail;
+    unsigned n;
+};
+
+static void jobq_push(struct zjobq *q, struct zjob *job)
+{
+    job->next = NULL;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->n++;
+}
+
+/* The oldest job, or NULL. */
+static struct zjob *jobq_pop(struct zjobq *q)
+{
+    struct zjob *job = q->head;
+    if (!job)
+        return NULL;
+    q->head = job->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->n--;
+    return job;
+}
+
 /* One worker thread and what only it touches. */
 struct zworker {
     struct sink_zip *z; /* borrowed */
@@ -40,10 +70,8 @@ struct sink_zip {
     unsigned nworkers;
     unsigned queue_max;
     /* under mu */
-    struct zjob *head, *tail; /* queued, oldest first */
-    unsigned queued;
-    struct zjob *free, *free_tail; /* finished jobs kept for their buffers, oldest first */
-    unsigned nfree;
+    struct zjobq queue; /* put, not taken yet */
+    struct zjobq free;  /* finished, kept for their buffers */
     bool stop;
 };
 
@@ -205,15 +233,11 @@ static void *zip_main(void *arg)
     pthread_setname_np(pthread_self(), "sluice-gzip"); /* for top -H and perf */
     pthread_mutex_lock(&z->mu);
     for (;;) {
-        while (!z->stop && !z->head)
+        while (!z->stop && !z->queue.head)
             pthread_cond_wait(&z->work, &z->mu);
-        if (!z->head)
+        struct zjob *job = jobq_pop(&z->queue);
+        if (!job)
             break; /* stop, and nothing left */
-        struct zjob *job = z->head;
-        z->head = job->next;
-        if (!z->head)
-            z->tail = NULL;
-        z->queued--;
         struct sink_zfile *f = job->f;
         bool skip = f->err != 0;
         pthread_mutex_unlock(&z->mu);
@@ -252,13 +276,7 @@ static void *zip_main(void *arg)
         f->pending--;
         job->f = NULL;
         zchunk_reset(&job->c);
-        job->next = NULL;
-        if (z->free_tail)
-            z->free_tail->next = job;
-        else
-            z->free = job;
-        z->free_tail = job;
-        z->nfree++;
+        jobq_push(&z->free, job);
         pthread_cond_broadcast(&z->done);
     }
     pthread_mutex_unlock(&z->mu);
@@ -309,9 +327,7 @@ void sink_zip_free(struct sink_zip *z)
             pthread_join(w->thread, NULL);
         sink_gz_free(w->gz);
     }
-    while (z->free) {
-        struct zjob *j = z->free;
-        z->free = j->next;
+    for (struct zjob *j; (j = jobq_pop(&z->free)) != NULL;) {
         sink_zchunk_fini(&j->c);
         sl_free(j);
     }
@@ -326,17 +342,12 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c
     if (c->lines.len == 0)
         return 0;
     pthread_mutex_lock(&z->mu);
-    while (z->queued >= z->queue_max && f->err == 0)
+    while (z->queue.n >= z->queue_max && f->err == 0)
         pthread_cond_wait(&z->done, &z->mu);
     int rc = f->err;
     struct zjob *job = NULL;
-    if (rc == 0 && z->nfree > REUSE_AFTER) {
-        job = z->free;
-        z->free = job->next;
-        if (!z->free)
-            z->free_tail = NULL;
-        z->nfree--;
-    }
+    if (rc == 0 && z->free.n > REUSE_AFTER)
+        job = jobq_pop(&z->free);
     pthread_mutex_unlock(&z->mu);
     if (rc != 0)
         return rc;
@@ -352,16 +363,10 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c
     job->c = *c;
     *c = t;
     job->f = f;
-    job->next = NULL;
     pthread_mutex_lock(&z->mu);
     job->seq = f->put_seq++;
     f->pending++;
-    if (z->tail)
-        z->tail->next = job;
-    else
-        z->head = job;
-    z->tail = job;
-    z->queued++;
+    jobq_push(&z->queue, job);
     pthread_cond_signal(&z->work);
     pthread_mutex_unlock(&z->mu);
     return 0;
