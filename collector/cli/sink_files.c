@@ -348,11 +348,12 @@ static void stage_name(const struct fpart *fp, const struct fout *o, char *buf, 
     snprintf(buf, size, "%s/%lld.tmp", fp->stage, (long long)o->start);
 }
 
-/* Closes and deletes stage files, freeing outs[0..n). */
-static void outs_drop(struct files *fs, struct fpart *fp, struct fout *outs, size_t n)
+/* Closes and deletes the stage files of (*outs)[0..*n) (renamed ones are only closed), and
+ * leaves the list empty. */
+static void outs_drop(struct files *fs, struct fpart *fp, struct fout **outs, size_t *n)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct fout *o = &outs[i];
+    for (size_t i = 0; i < *n; i++) {
+        struct fout *o = &(*outs)[i];
         char path[PATH_MAX];
         if (o->zf) {
             (void)sink_zip_wait(fs->zip, o->zf); /* the worker may still be writing to it */
@@ -367,19 +368,24 @@ static void outs_drop(struct files *fs, struct fpart *fp, struct fout *outs, siz
         sink_zchunk_fini(&o->in);
         sl_free(o->rel);
     }
-    sl_free(outs);
+    SL_FREE(*outs);
+    *n = 0;
+}
+
+/* No epoch open: the next record opens one. */
+static void open_reset(struct fpart *fp)
+{
+    fp->last = 0;
+    fp->epoch_ms = 0;
+    fp->due = false;
 }
 
 /* Closes and deletes the stage files of the open and the closing epoch; nothing stays. */
 static void epoch_drop(struct files *fs, struct fpart *fp)
 {
-    outs_drop(fs, fp, fp->outs, fp->nouts);
-    outs_drop(fs, fp, fp->closing, fp->nclosing);
-    fp->outs = fp->closing = NULL;
-    fp->nouts = fp->nclosing = 0;
-    fp->last = 0;
-    fp->epoch_ms = 0;
-    fp->due = false;
+    outs_drop(fs, fp, &fp->outs, &fp->nouts);
+    outs_drop(fs, fp, &fp->closing, &fp->nclosing);
+    open_reset(fp);
 }
 
 /* Hands o's pending lines to the compressor as one gzip member. */
@@ -428,9 +434,7 @@ static int epoch_close(struct files *fs, struct fpart *fp, struct sl_err *err)
     fp->closing_end = fp->next;
     fp->outs = NULL;
     fp->nouts = 0;
-    fp->last = 0;
-    fp->epoch_ms = 0;
-    fp->due = false;
+    open_reset(fp);
     return 0;
 }
 
@@ -509,9 +513,7 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
     SL_DEBUG(fs->s->name, "%s-%d: %zu file%s for offsets %lld..%lld", p->topic, p->partition,
              fp->nclosing, fp->nclosing == 1 ? "" : "s", (long long)p->durable,
              (long long)fp->closing_end - 1);
-    outs_drop(fs, fp, fp->closing, fp->nclosing); /* renamed: closed, nothing to unlink */
-    fp->closing = NULL;
-    fp->nclosing = 0;
+    outs_drop(fs, fp, &fp->closing, &fp->nclosing); /* renamed: closed, nothing to unlink */
     p->durable = fp->closing_end;
     return 0;
 }
