@@ -772,8 +772,10 @@ static int64_t files_due_in(void *state, const struct sink_part *parts, size_t n
     for (size_t i = 0; i < n; i++) {
         const struct fpart *fp = parts[i].priv;
         int64_t d = -1;
+        /* A closing epoch is finalized once the compressors are done: look again soon; but
+         * not while it waits for the previous commit (rule 1), which no fetch hastens. */
         if (fp->nclosing > 0)
-            d = 1; /* finalized once the compressors are done: look again soon */
+            d = parts[i].durable == parts[i].committed ? 1 : -1;
         else if (fp->nouts > 0)
             d = fp->due ? 0 : SL_MAX(fp->epoch_ms + fs->conf->roll_age_ms - now, 0);
         if (d >= 0 && (due < 0 || d < due))
