@@ -60,72 +60,86 @@ static int hex4(const uint8_t *p, unsigned *out)
     return 0;
 }
 
-/* Skips the run of bytes at r->i that need no closer look inside a string (printable ASCII but
- * '"' and '\\'), 16 at a time: most strings end within the first 16 bytes, most values are
- * mostly such runs, and the byte loop costs a few cycles each. */
-static void plain_run(struct jr *r)
+/* Returns the end of the run of bytes from i that need no closer look inside a string
+ * (printable ASCII but '"' and '\\'), found 16 at a time: most strings end within the first 16
+ * bytes, most values are mostly such runs, and the byte loop costs a few cycles each. Fewer than
+ * 16 bytes before the end are read as the last 16 of the text, so the loop never runs byte by
+ * byte once a text is 16 bytes long. */
+static inline size_t plain_run(const uint8_t *p, size_t i, size_t n)
 {
 #ifdef __SSE2__
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
                   space = _mm_set1_epi8(0x20);
-    while (r->n - r->i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(r->p + r->i));
-        /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
-        __m128i bad =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                         _mm_cmplt_epi8(v, space));
-        unsigned m = (unsigned)_mm_movemask_epi8(bad);
-        if (m) {
-            r->i += (size_t)__builtin_ctz(m);
-            return;
-        }
-        r->i += 16;
+    /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
+#define SPECIAL(v)                                                                                 \
+    (unsigned)_mm_movemask_epi8(                                                                   \
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),            \
+                     _mm_cmplt_epi8(v, space)))
+    while (n - i >= 16) {
+        unsigned m = SPECIAL(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
     }
+    if (i < n && n >= 16) {
+        unsigned m = SPECIAL(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)));
+        m >>= 16 - (n - i);
+        return m ? i + (size_t)__builtin_ctz(m) : n;
+    }
+#undef SPECIAL
 #endif
-    while (r->i < r->n) {
-        uint8_t c = r->p[r->i];
+    for (; i < n; i++) {
+        uint8_t c = p[i];
         if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-            return;
-        r->i++;
+            break;
     }
+    return i;
 }
 
 static int string(struct jr *r)
 {
-    r->i++; /* the opening quote */
-    while (r->i < r->n) {
-        plain_run(r);
-        if (r->i >= r->n)
-            break;
-        uint8_t c = r->p[r->i];
+    const uint8_t *p = r->p;
+    size_t n = r->n, i = r->i + 1; /* past the opening quote */
+    const char *bad = "unterminated string";
+    while ((i = plain_run(p, i, n)) < n) {
+        uint8_t c = p[i];
         if (c == '"') {
-            r->i++;
+            r->i = i + 1;
             return 0;
         }
-        if (c < 0x20)
-            return fail(r, "control character in a string");
+        if (c < 0x20) {
+            bad = "control character in a string";
+            break;
+        }
         if (c == '\\') {
-            if (r->i + 1 >= r->n)
+            if (i + 1 >= n)
                 break;
-            uint8_t e = r->p[r->i + 1];
+            uint8_t e = p[i + 1];
             if (e == 'u') {
                 unsigned v;
-                if (r->i + 6 > r->n || hex4(r->p + r->i + 2, &v) != 0)
-                    return fail(r, "bad \\u escape");
-                r->i += 6;
+                if (i + 6 > n || hex4(p + i + 2, &v) != 0) {
+                    bad = "bad \\u escape";
+                    break;
+                }
+                i += 6;
                 continue;
             }
-            if (!strchr("\"\\/bfnrt", e) || e == 0)
-                return fail(r, "bad escape");
-            r->i += 2;
+            if (!strchr("\"\\/bfnrt", e) || e == 0) {
+                bad = "bad escape";
+                break;
+            }
+            i += 2;
             continue;
         }
-        size_t l = sl_utf8_len(r->p + r->i, r->n - r->i);
-        if (l == 0)
-            return fail(r, "invalid UTF-8");
-        r->i += l;
+        size_t l = sl_utf8_len(p + i, n - i);
+        if (l == 0) {
+            bad = "invalid UTF-8";
+            break;
+        }
+        i += l;
     }
-    return fail(r, "unterminated string");
+    r->i = i < n ? i : n;
+    return fail(r, bad);
 }
 
 /* Skips a run of digits; returns how many. */

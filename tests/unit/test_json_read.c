@@ -182,6 +182,54 @@ static void test_string_every_position(void **state)
     }
 }
 
+/* Whitespace around a text changes nothing but the byte offsets: the string scan reads 16
+ * bytes at a time and the last few of a text as the end of its last 16, so every split of a
+ * text between those reads must give the same verdict. */
+static void test_padding(void **state)
+{
+    (void)state;
+    static const char *texts[] = {
+        "{\"id\": 273937, \"host\": \"web-6\", \"message\": \"GET /item/273937 200\"}",
+        "\"caf\xc3\xa9 \xf0\x9f\x99\x82 \\u00e9 \\n\"",
+        "[\"0123456789abcdef\", \"0123456789abcde\\\"\", \"x\"]",
+        "\"0123456789abcdef0123\\x\"",
+        "\"0123456789abcdef012\x01\"",
+        "\"0123456789abcdef01\xc3\"",
+        "\"0123456789abcdef0123",
+        "\"0123456789abcdef0\\u00",
+    };
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        struct sl_err base = {{0}};
+        enum sl_json_type base_type = SL_JSON_NONE;
+        int base_rc = check(texts[t], &base_type, &base);
+        size_t base_at = 0;
+        if (base_rc != 0)
+            assert_int_equal(sscanf(strstr(base.msg, " at byte "), " at byte %zu", &base_at), 1);
+        for (size_t lead = 0; lead < 34; lead++) {
+            for (size_t trail = 0; trail < 34; trail++) {
+                char s[256];
+                snprintf(s, sizeof(s), "%*s%s%*s", (int)lead, "", texts[t], (int)trail, "");
+                struct sl_err err = {{0}};
+                enum sl_json_type type = SL_JSON_NONE;
+                int rc = check(s, &type, &err);
+                assert_int_equal(rc, base_rc);
+                if (rc == 0) {
+                    assert_int_equal(type, base_type);
+                    continue;
+                }
+                /* An unterminated string ends where the text does, trailing spaces included. */
+                size_t want = base_at + lead + (strstr(base.msg, "unterminated") ? trail : 0);
+                char msg[sizeof(err.msg)];
+                snprintf(msg, sizeof(msg), "%.*s at byte %zu",
+                         (int)(strstr(base.msg, " at byte ") - base.msg), base.msg, want);
+                if (strcmp(err.msg, msg) != 0)
+                    fail_msg("text %zu, %zu before, %zu after: %s, want %s", t, lead, trail,
+                             err.msg, msg);
+            }
+        }
+    }
+}
+
 static void test_get_and_unescape(void **state)
 {
     (void)state;
@@ -260,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_one_line),
         cmocka_unit_test(test_check_nl),
         cmocka_unit_test(test_string_every_position),
+        cmocka_unit_test(test_padding),
         cmocka_unit_test(test_get_and_unescape),
         cmocka_unit_test(test_key_from_json),
     };
