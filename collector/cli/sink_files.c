@@ -36,9 +36,9 @@
  * The epoch ends at E when a file reaches roll_size, the epoch reaches roll_age, the
  * partition has max_open_files open, or a drain (rebalance, SIGTERM):
  *
- *   write stage files ─> last chunks compressed, fsync each ─> rename each into its folder
- *   (replacing a file of the same name) ─> fsync each folder ─> commit E to the group ─> next
- *   epoch at E
+ *   write stage files ─> last chunks compressed, fsync each (both on the compressors) ─>
+ *   rename each into its folder (replacing a file of the same name) ─> fsync each folder ─>
+ *   commit E to the group ─> next epoch at E
  *
  * The next epoch opens at E as soon as this one closes (its last chunks are handed to the
  * compressors); the closed one is finalized once they are written, so fetching, compressing
@@ -388,10 +388,12 @@ static void epoch_drop(struct files *fs, struct fpart *fp)
     open_reset(fp);
 }
 
-/* Hands o's pending lines to the compressor as one gzip member. */
-static int chunk_out(struct files *fs, struct fpart *fp, struct fout *o, struct sl_err *err)
+/* Hands o's pending lines to the compressor as one gzip member; `seal`: the file's last, and
+ * the compressor fsyncs the file after it. */
+static int chunk_out(struct files *fs, struct fpart *fp, struct fout *o, bool seal,
+                     struct sl_err *err)
 {
-    int rc = sink_zip_put(fs->zip, o->zf, &o->in);
+    int rc = seal ? sink_zip_seal(fs->zip, o->zf, &o->in) : sink_zip_put(fs->zip, o->zf, &o->in);
     if (rc == -ENOMEM)
         return sl_err_set(err, rc, "out of memory");
     if (rc != 0) {
@@ -425,7 +427,7 @@ static int take_rejects(struct files *fs, struct sink_part *p, struct fout *o, s
 static int epoch_close(struct files *fs, struct fpart *fp, struct sl_err *err)
 {
     for (size_t i = 0; i < fp->nouts; i++) {
-        int rc = chunk_out(fs, fp, &fp->outs[i], err);
+        int rc = chunk_out(fs, fp, &fp->outs[i], true, err);
         if (rc != 0)
             return rc;
     }
@@ -448,9 +450,9 @@ static bool closing_written(struct files *fs, const struct fpart *fp)
 }
 
 /*
- * Finalizes the closing epoch of p: stage files completed and fsynced, renamed into the tree,
- * folders fsynced; then p->durable moves to the end of the epoch. On an error the renamed files
- * stay (rule 3 above) and the caller aborts the rest.
+ * Finalizes the closing epoch of p: stage files completed and fsynced (by the compressors,
+ * sealed by epoch_close), renamed into the tree, folders fsynced; then p->durable moves to the end
+ * of the epoch. On an error the renamed files stay (rule 3 above) and the caller aborts the rest.
  */
 static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *err)
 {
@@ -461,7 +463,8 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
         struct fout *o = &fp->closing[i];
         stage_name(fp, o, from, sizeof(from));
         if ((rc = sink_zip_wait(fs->zip, o->zf)) != 0) {
-            rc = sl_err_set(err, rc, "write %s: %s", from, sl_strerror(rc));
+            rc = sl_err_set(err, rc, "%s %s: %s", o->zf->sync_failed ? "fsync" : "write", from,
+                            sl_strerror(rc));
             break;
         }
         if ((rc = take_rejects(fs, p, o, err)) != 0)
@@ -473,9 +476,8 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
             close(o->zf->fd);
             o->zf->fd = -1;
             unlink(from);
-        } else if (fsync(o->zf->fd) != 0) {
-            rc = sl_err_set(err, -errno, "fsync %s-%d stage file: %s", p->topic, p->partition,
-                            sl_strerror(-errno));
+        } else {
+            SL_ASSERT(o->zf->synced); /* epoch_close sealed it */
         }
         sl_metric_add(fs->s->m.bytes, o->zf->out_bytes);
     }
@@ -717,7 +719,7 @@ static int files_write(void *state, struct sink_part *p, const struct sl_batch_r
     if (sl_buf_error(&o->in.lines) || sl_buf_error(&o->in.recs) || sl_buf_error(&o->in.keys))
         return sl_err_set(err, -ENOMEM, "out of memory");
     if (o->in.lines.len >= IN_CHUNK) {
-        if ((rc = chunk_out(fs, fp, o, err)) != 0)
+        if ((rc = chunk_out(fs, fp, o, false, err)) != 0)
             return rc;
         if ((int64_t)sink_zip_out_bytes(fs->zip, o->zf) >= fs->conf->roll_size)
             fp->due = true;

@@ -21,6 +21,7 @@ struct zjob {
     struct sink_zchunk c;                         /* owned */
     struct sink_zreject *rejects, **rejects_tail; /* owned: found in c, for f */
     int64_t first_ok;                             /* the first record of c kept, or -1 */
+    bool seal;                                    /* f's last chunk: fsync f once written */
     struct zjob *next;
 };
 
@@ -210,9 +211,9 @@ static int write_member(struct sink_zfile *f, const uint8_t *member, size_t len)
     int rc = write_all(f->fd, member, len);
     if (rc < 0)
         return rc;
-    /* Start the disk write now, so the fsync before the rename has little left to wait for
-     * (the driver fetches nothing while it waits); once per SYNC_HINT_BYTES, as each call
-     * submits its own small writes. Only a hint: errors show at the fsync. */
+    /* Start the disk write now, so the fsync after the file's last chunk has little left to
+     * wait for (this worker compresses nothing while it waits); once per SYNC_HINT_BYTES, as
+     * each call submits its own small writes. Only a hint: errors show at the fsync. */
     f->unhinted += len;
     if (f->unhinted >= SYNC_HINT_BYTES) {
         (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -246,12 +247,19 @@ static void *zip_main(void *arg)
         pthread_mutex_lock(&z->mu);
         while (f->done_seq != job->seq)
             pthread_cond_wait(&z->done, &z->mu);
-        if (rc > 0 && !f->err) {
+        if ((rc > 0 || job->seal) && !f->err) {
             pthread_mutex_unlock(&z->mu);
-            int wr = write_member(f, member, (size_t)rc);
+            int wr = rc > 0 ? write_member(f, member, (size_t)rc) : 0;
+            /* Here rather than on the driver's thread, which would fetch nothing meanwhile. */
+            bool sync_failed = wr == 0 && job->seal && fsync(f->fd) != 0;
+            if (sync_failed)
+                wr = -errno;
             pthread_mutex_lock(&z->mu);
-            if (wr < 0)
+            if (wr < 0) {
                 rc = wr;
+                f->sync_failed = sync_failed;
+            }
+            f->synced = wr == 0 && job->seal;
         }
         if (rc < 0 && !f->err)
             f->err = (int)rc;
@@ -272,6 +280,7 @@ static void *zip_main(void *arg)
         }
         job->rejects_tail = &job->rejects;
         job->first_ok = -1;
+        job->seal = false;
         f->done_seq++;
         f->pending--;
         job->f = NULL;
@@ -337,9 +346,9 @@ void sink_zip_free(struct sink_zip *z)
     sl_free(z);
 }
 
-int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c)
+static int put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c, bool seal)
 {
-    if (c->lines.len == 0)
+    if (c->lines.len == 0 && !seal)
         return 0;
     pthread_mutex_lock(&z->mu);
     while (z->queue.n >= z->queue_max && f->err == 0)
@@ -363,6 +372,7 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c
     job->c = *c;
     *c = t;
     job->f = f;
+    job->seal = seal;
     pthread_mutex_lock(&z->mu);
     job->seq = f->put_seq++;
     f->pending++;
@@ -370,6 +380,16 @@ int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c
     pthread_cond_signal(&z->work);
     pthread_mutex_unlock(&z->mu);
     return 0;
+}
+
+int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c)
+{
+    return put(z, f, c, false);
+}
+
+int sink_zip_seal(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c)
+{
+    return put(z, f, c, true);
 }
 
 int sink_zip_wait(struct sink_zip *z, struct sink_zfile *f)

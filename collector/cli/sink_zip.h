@@ -18,7 +18,8 @@
  *
  *   driver thread                     worker thread
  *   lines ─> chunk ─ put ─> [queue, at most queue_max] ─> check ─> compress ─> write(fd)
- *   finalize: wait(file) until its chunks are written, take its rejects, then fsync, rename
+ *   seal: the last chunk ───────────> [queue] ─> ... ─> write(fd), fsync(fd)
+ *   finalize: wait(file) until it is sealed, take its rejects, then rename
  *
  * Workers compress chunks side by side; the chunks of one file are written in the order they
  * were put.
@@ -63,6 +64,8 @@ struct sink_zfile {
     int64_t first_ok;   /* offset of the first record kept, -1 before one (chunks with recs) */
     uint64_t put_seq, done_seq; /* chunks put; chunks written (members go in put order) */
     uint64_t unhinted;          /* bytes written since the last writeback hint (the writer's) */
+    bool synced;                /* sealed: written and fsynced */
+    bool sync_failed;           /* err is the fsync's */
     struct sink_zreject *rejects, **rejects_tail; /* owned: in offset order */
 };
 
@@ -86,6 +89,9 @@ void sink_zip_free(struct sink_zip *z);
  * for a recycled chunk's). Blocks while queue_max chunks are waiting. Returns 0, f's earlier
  * write error, or -ENOMEM. */
 int sink_zip_put(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c);
+/* Like sink_zip_put for f's last chunk (c may be empty): once it is written the worker fsyncs f
+ * and sets f->synced, or f->err and f->sync_failed. No chunk of f may follow. */
+int sink_zip_seal(struct sink_zip *z, struct sink_zfile *f, struct sink_zchunk *c);
 /* Waits until f has no chunk pending. Returns 0 or f's write error (-errno). */
 int sink_zip_wait(struct sink_zip *z, struct sink_zfile *f);
 /* True when no chunk of f is queued or being written: sink_zip_wait would not block. */

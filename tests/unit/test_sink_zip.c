@@ -1,8 +1,9 @@
 /* Unit tests for collector/cli/sink_zip.c, the files sink's compressor threads: members are
  * written in each file's chunk order whatever worker compressed them, values are checked (kept
  * ones made one line, refused ones handed back in order with their key and reason, the first
- * kept offset reported), a chunk with nothing kept writes nothing, and a write error is sticky
- * and reported. Files are read back with common/gzip.c, which takes every member. */
+ * kept offset reported), a chunk with nothing kept writes nothing, a write error is sticky
+ * and reported, and a sealed file is fsynced. Files are read back with common/gzip.c, which takes
+ * every member. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,6 +186,63 @@ static void test_write_error(void **state)
     sink_zip_free(z);
 }
 
+/* A sealed file is fsynced after its last chunk, also an empty one; a failed fsync is the
+ * file's error, told apart from a write's. */
+static void test_seal(void **state)
+{
+    (void)state;
+    struct sink_zip *z = NULL;
+    struct sl_err err = {{0}};
+    assert_int_equal(sink_zip_new(1, 2, 4, &z, &err), 0);
+    struct sink_zchunk c;
+    sink_zchunk_init(&c);
+    struct sl_buf got;
+    sl_buf_init(&got);
+
+    struct sink_zfile f;
+    sink_zfile_init(&f, temp_fd());
+    sl_buf_printf(&c.lines, "first\n");
+    assert_int_equal(sink_zip_put(z, &f, &c), 0);
+    sl_buf_printf(&c.lines, "last\n");
+    assert_int_equal(sink_zip_seal(z, &f, &c), 0);
+    assert_int_equal(sink_zip_wait(z, &f), 0);
+    assert_true(f.synced);
+    read_back(f.fd, &got);
+    assert_string_equal((const char *)got.data, "first\nlast\n");
+    close(f.fd);
+
+    sink_zfile_init(&f, temp_fd());
+    sl_buf_printf(&c.lines, "only\n");
+    assert_int_equal(sink_zip_put(z, &f, &c), 0);
+    assert_int_equal(sink_zip_wait(z, &f), 0);
+    assert_false(f.synced);
+    assert_int_equal(sink_zip_seal(z, &f, &c), 0); /* nothing left to write */
+    assert_int_equal(sink_zip_wait(z, &f), 0);
+    assert_true(f.synced);
+    read_back(f.fd, &got);
+    assert_string_equal((const char *)got.data, "only\n");
+    close(f.fd);
+
+    int pipefd[2]; /* a small write goes through, fsync fails with EINVAL */
+    assert_int_equal(pipe(pipefd), 0);
+    sink_zfile_init(&f, pipefd[1]);
+    sl_buf_printf(&c.lines, "line\n");
+    assert_int_equal(sink_zip_seal(z, &f, &c), 0);
+    assert_int_equal(sink_zip_wait(z, &f), -EINVAL);
+    assert_true(f.sync_failed);
+    assert_false(f.synced);
+    uint8_t magic[2];
+    assert_int_equal(read(pipefd[0], magic, 2), 2); /* the member went out before the fsync */
+    assert_int_equal(magic[0], 0x1f);
+    assert_int_equal(magic[1], 0x8b);
+    close(pipefd[0]);
+    close(pipefd[1]);
+
+    sl_buf_fini(&got);
+    sink_zchunk_fini(&c);
+    sink_zip_free(z);
+}
+
 /* Freeing with chunks still queued waits for them. */
 static void test_free_waits(void **state)
 {
@@ -216,9 +274,8 @@ static void test_free_waits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_across_workers),
-        cmocka_unit_test(test_checked_values),
-        cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_order_across_workers), cmocka_unit_test(test_checked_values),
+        cmocka_unit_test(test_write_error),          cmocka_unit_test(test_seal),
         cmocka_unit_test(test_free_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
