@@ -264,6 +264,7 @@ struct fpart {
     struct fout *closing; /* owned */
     size_t nclosing;
     int64_t closing_end; /* the offset after its last record */
+    bool renamed;        /* closing's files are in the tree; their folders not fsynced yet */
 };
 
 struct files {
@@ -272,6 +273,8 @@ struct files {
     struct sink_zip *zip;          /* owned */
     struct sl_buf line;            /* owned: the line being built */
     struct sl_buf path;            /* owned: scratch */
+    struct sl_buf dirs;            /* owned: folders a flush renamed files into, each once,
+                                      NUL-terminated one after the other */
 };
 
 /* ---- Files and folders -------------------------------------------------------------------- */
@@ -385,6 +388,7 @@ static void epoch_drop(struct files *fs, struct fpart *fp)
 {
     outs_drop(fs, fp, &fp->outs, &fp->nouts);
     outs_drop(fs, fp, &fp->closing, &fp->nclosing);
+    fp->renamed = false;
     open_reset(fp);
 }
 
@@ -449,12 +453,26 @@ static bool closing_written(struct files *fs, const struct fpart *fp)
     return true;
 }
 
+/* Adds dir to fs->dirs unless it is there. Returns 0 or -ENOMEM. */
+static int dirs_add(struct files *fs, const char *dir)
+{
+    const char *d = (const char *)fs->dirs.data; /* NULL while empty */
+    for (size_t k = 0; k < fs->dirs.len; k += strlen(d + k) + 1)
+        if (!strcmp(d + k, dir))
+            return 0;
+    sl_buf_append(&fs->dirs, dir, strlen(dir) + 1);
+    return sl_buf_error(&fs->dirs) ? -ENOMEM : 0;
+}
+
 /*
- * Finalizes the closing epoch of p: stage files completed and fsynced (by the compressors,
- * sealed by epoch_close), renamed into the tree, folders fsynced; then p->durable moves to the end
- * of the epoch. On an error the renamed files stay (rule 3 above) and the caller aborts the rest.
+ * Finalizing the closing epoch of p, first half: its stage files completed and fsynced (by the
+ * compressors, sealed by epoch_close), renamed into the tree, their folders noted in fs->dirs.
+ * files_flush then fsyncs each folder once for every partition it finalized (an epoch's files
+ * share folders with the other partitions' epochs, which close together), and only then moves
+ * their durable positions (finalized). On an error the renamed files stay (rule 3 above) and the
+ * caller aborts the rest.
  */
-static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *err)
+static int epoch_rename(struct files *fs, struct sink_part *p, struct sl_err *err)
 {
     struct fpart *fp = p->priv;
     int rc = 0;
@@ -498,25 +516,37 @@ static int epoch_finalize(struct files *fs, struct sink_part *p, struct sl_err *
         }
         close(o->zf->fd);
         o->zf->fd = -1;
+        if (dirs_add(fs, dir) != 0)
+            rc = sl_err_set(err, -ENOMEM, "out of memory");
     }
-    /* Each folder once: files of one epoch often share none, sometimes all. */
-    for (size_t i = 0; i < fp->nclosing && rc == 0; i++) {
-        const struct fout *c = fp->closing;
-        bool seen = c[i].none_kept;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = !c[k].none_kept && !strcmp(c[k].rel, c[i].rel);
-        if (seen)
-            continue;
-        snprintf(dir, sizeof(dir), "%s/%s", fs->conf->root, c[i].rel);
-        rc = fsync_dir(dir, err);
-    }
+    if (rc == 0)
+        fp->renamed = true;
+    return rc;
+}
+
+/* Second half for every partition epoch_rename took: the folders fsynced, then the epochs are
+ * done and their partitions' durable positions move to their ends. */
+static int finalized(struct files *fs, struct sink_part *parts, size_t n, struct sl_err *err)
+{
+    const char *d = (const char *)fs->dirs.data; /* NULL while empty */
+    int rc = 0;
+    for (size_t k = 0; k < fs->dirs.len && rc == 0; k += strlen(d + k) + 1)
+        rc = fsync_dir(d + k, err);
+    sl_buf_reset(&fs->dirs);
     if (rc != 0)
         return rc;
-    SL_DEBUG(fs->s->name, "%s-%d: %zu file%s for offsets %lld..%lld", p->topic, p->partition,
-             fp->nclosing, fp->nclosing == 1 ? "" : "s", (long long)p->durable,
-             (long long)fp->closing_end - 1);
-    outs_drop(fs, fp, &fp->closing, &fp->nclosing); /* renamed: closed, nothing to unlink */
-    p->durable = fp->closing_end;
+    for (size_t i = 0; i < n; i++) {
+        struct sink_part *p = &parts[i];
+        struct fpart *fp = p->priv;
+        if (!fp->renamed)
+            continue;
+        SL_DEBUG(fs->s->name, "%s-%d: %zu file%s for offsets %lld..%lld", p->topic, p->partition,
+                 fp->nclosing, fp->nclosing == 1 ? "" : "s", (long long)p->durable,
+                 (long long)fp->closing_end - 1);
+        outs_drop(fs, fp, &fp->closing, &fp->nclosing); /* renamed: closed, nothing to unlink */
+        fp->renamed = false;
+        p->durable = fp->closing_end;
+    }
     return 0;
 }
 
@@ -733,6 +763,7 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
 {
     struct files *fs = state;
     int64_t now = kc_now_ms();
+    sl_buf_reset(&fs->dirs);
     for (size_t i = 0; i < n; i++) {
         struct sink_part *p = &parts[i];
         struct fpart *fp = p->priv;
@@ -745,7 +776,7 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
             if (!may_finalize ||
                 (!force && !fp->due && fp->next != fp->closing_end && !closing_written(fs, fp)))
                 continue;
-            int rc = epoch_finalize(fs, p, err);
+            int rc = epoch_rename(fs, p, err);
             if (rc != 0)
                 return rc;
             continue; /* the open epoch closes after this one's commit */
@@ -760,11 +791,11 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
             continue;
         int rc = epoch_close(fs, fp, err);
         if (rc == 0 && may_finalize && (force || closing_written(fs, fp)))
-            rc = epoch_finalize(fs, p, err);
+            rc = epoch_rename(fs, p, err);
         if (rc != 0)
             return rc;
     }
-    return 0;
+    return finalized(fs, parts, n, err);
 }
 
 static int64_t files_due_in(void *state, const struct sink_part *parts, size_t n, int64_t now)
@@ -856,6 +887,7 @@ static int files_open(struct sink *s, void *conf, void **state, struct sl_err *e
     fs->conf = conf;
     sl_buf_init(&fs->line);
     sl_buf_init(&fs->path);
+    sl_buf_init(&fs->dirs);
     int rc = mkdirs(fs->conf->root, err);
     if (rc == 0)
         rc = sink_zip_new((int)fs->conf->level, (unsigned)fs->conf->threads,
@@ -875,6 +907,7 @@ static void files_close(void *state)
         return;
     sl_buf_fini(&fs->line);
     sl_buf_fini(&fs->path);
+    sl_buf_fini(&fs->dirs);
     sink_zip_free(fs->zip);
     sl_free(fs);
 }
