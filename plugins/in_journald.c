@@ -562,16 +562,11 @@ static int refind(struct in_journald *j)
     int r = sd_journal_seek_cursor(j->jr, j->held);
     if (r >= 0)
         r = sd_journal_next(j->jr);
-    if (r > 0 && sd_journal_test_cursor(j->jr, j->held) <= 0)
+    if (r == 0 || (r > 0 && sd_journal_test_cursor(j->jr, j->held) <= 0))
         SL_WARN(WHO(j),
-                "entry %.200s was removed from the journal (vacuumed) while waiting to "
-                "be shipped; reading on from the entry after it",
-                j->held);
-    else if (r == 0)
-        SL_WARN(WHO(j),
-                "entry %.200s was removed from the journal (vacuumed) while waiting to "
-                "be shipped; no entry after it yet",
-                j->held);
+                "entry %.200s was removed from the journal (vacuumed) while waiting to be "
+                "shipped; %s",
+                j->held, r > 0 ? "reading on from the entry after it" : "no entry after it yet");
     SL_FREE(j->held);
     return r;
 }

@@ -297,12 +297,12 @@ int kc_fetch_parse(struct kc_fetcher *f, struct sl_reader *r, int16_t version, i
             read_part_answer(r, version, &a);
             if (r->err)
                 break;
-            int16_t code = a.code;
             struct kc_fetch_part *fp = find_part(f, topic, a.partition, leader);
             if (!fp || stop)
                 continue; /* not asked, or the caller stopped: the position stays */
             if (stale(fp))
                 continue;
+            int16_t code = a.code;
             switch (code) {
             case KAFKA_E_NONE:
                 fp->errors = 0;
@@ -421,7 +421,7 @@ static bool predict(struct kc_fetcher *f, struct sl_reader r, int16_t version, i
         for (int32_t p = 0; p < np && !r.err; p++) {
             struct part_answer a;
             read_part_answer(&r, version, &a);
-            struct sl_bytes recs = a.records;
+            const struct sl_bytes recs = a.records;
             struct kc_fetch_part *fp = find_part(f, topic, a.partition, leader);
             if (r.err || !fp || fp->ahead < 0 || stale(fp))
                 continue;

@@ -469,8 +469,8 @@ static int dirs_add(struct files *fs, const char *dir)
  * compressors, sealed by epoch_close), renamed into the tree, their folders noted in fs->dirs.
  * files_flush then fsyncs each folder once for every partition it finalized (an epoch's files
  * share folders with the other partitions' epochs, which close together), and only then moves
- * their durable positions (finalized). On an error the renamed files stay (rule 3 above) and the
- * caller aborts the rest.
+ * their durable positions (finalize_renamed). On an error the renamed files stay (rule 3 above) and
+ * the caller aborts the rest.
  */
 static int epoch_rename(struct files *fs, struct sink_part *p, struct sl_err *err)
 {
@@ -526,13 +526,12 @@ static int epoch_rename(struct files *fs, struct sink_part *p, struct sl_err *er
 
 /* Second half for every partition epoch_rename took: the folders fsynced, then the epochs are
  * done and their partitions' durable positions move to their ends. */
-static int finalized(struct files *fs, struct sink_part *parts, size_t n, struct sl_err *err)
+static int finalize_renamed(struct files *fs, struct sink_part *parts, size_t n, struct sl_err *err)
 {
     const char *d = (const char *)fs->dirs.data; /* NULL while empty */
     int rc = 0;
     for (size_t k = 0; k < fs->dirs.len && rc == 0; k += strlen(d + k) + 1)
         rc = fsync_dir(d + k, err);
-    sl_buf_reset(&fs->dirs);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -763,7 +762,7 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
 {
     struct files *fs = state;
     int64_t now = kc_now_ms();
-    sl_buf_reset(&fs->dirs);
+    sl_buf_reset(&fs->dirs); /* also what a flush that failed before its fsyncs noted */
     for (size_t i = 0; i < n; i++) {
         struct sink_part *p = &parts[i];
         struct fpart *fp = p->priv;
@@ -795,7 +794,7 @@ static int files_flush(void *state, struct sink_part *parts, size_t n, bool forc
         if (rc != 0)
             return rc;
     }
-    return finalized(fs, parts, n, err);
+    return finalize_renamed(fs, parts, n, err);
 }
 
 static int64_t files_due_in(void *state, const struct sink_part *parts, size_t n, int64_t now)
